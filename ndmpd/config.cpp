@@ -1,0 +1,476 @@
+#include "ndmpd/config.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace ndmpd {
+
+std::string_view to_string(AuthMethod m) {
+  switch (m) {
+    case AuthMethod::kNone:
+      return "none";
+    case AuthMethod::kText:
+      return "text";
+    case AuthMethod::kMd5:
+      return "md5";
+  }
+  return "?";
+}
+
+bool Config::allows(AuthMethod m) const {
+  return std::find(auth_methods.begin(), auth_methods.end(), m) != auth_methods.end();
+}
+
+bool parse_listen_address(const std::string& text, std::string& host, std::uint16_t& port) {
+  std::string h, p;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+    if (h.empty()) return false;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+    if (h.find(':') != std::string::npos) return false;  // bare IPv6 needs []
+    if (h.empty()) h = "0.0.0.0";
+  }
+  unsigned value = 0;
+  const auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (ec != std::errc() || ptr != p.data() + p.size() || p.empty() || value > 65535) {
+    return false;
+  }
+  host = h;
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+namespace {
+
+// Walks one TOML table, remembering which keys were read so that unknown
+// keys (typos) are reported with their line.
+class Section {
+ public:
+  Section(const toml::table& table, std::string prefix, const std::string& file)
+      : table_(table), prefix_(std::move(prefix)), file_(file) {}
+
+  std::string where(const toml::node* node, std::string_view key) const {
+    std::ostringstream os;
+    os << file_;
+    if (node != nullptr && node->source().begin.line != 0) {
+      os << ':' << node->source().begin.line;
+    } else if (table_.source().begin.line != 0) {
+      os << ':' << table_.source().begin.line;
+    }
+    os << ": " << prefix_ << key;
+    return os.str();
+  }
+
+  bool fail(const toml::node* node, std::string_view key, std::string_view what) {
+    if (error_.empty()) error_ = where(node, key) + ": " + std::string(what);
+    return false;
+  }
+
+  const toml::node* get(std::string_view key) {
+    seen_.insert(std::string(key));
+    return table_.get(key);
+  }
+
+  bool string(std::string_view key, std::string& out) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return true;
+    if (!n->is_string()) return fail(n, key, "must be a string");
+    out = n->value<std::string>().value_or("");
+    return true;
+  }
+
+  bool boolean(std::string_view key, bool& out) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return true;
+    if (!n->is_boolean()) return fail(n, key, "must be true or false");
+    out = n->value<bool>().value_or(false);
+    return true;
+  }
+
+  template <class T>
+  bool integer(std::string_view key, T& out, std::int64_t lo, std::int64_t hi) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return true;
+    if (!n->is_integer()) return fail(n, key, "must be an integer");
+    const std::int64_t v = n->value<std::int64_t>().value_or(0);
+    if (v < lo || v > hi) {
+      return fail(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    out = static_cast<T>(v);
+    return true;
+  }
+
+  bool strings(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return true;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) return fail(n, key, "must be an array of strings");
+    std::vector<std::string> v;
+    for (const toml::node& e : *a) {
+      if (!e.is_string()) return fail(&e, key, "must be an array of strings");
+      v.push_back(e.value<std::string>().value_or(""));
+    }
+    out = std::move(v);
+    return true;
+  }
+
+  // Reports the first key that nobody asked for.
+  bool no_unknown_keys() {
+    for (const auto& [k, v] : table_) {
+      if (!seen_.count(std::string(k.str()))) {
+        return fail(&v, k.str(), "unknown key");
+      }
+    }
+    return error_.empty();
+  }
+
+  const std::string& error() const { return error_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+  const std::string& file_;
+  std::set<std::string> seen_;
+  std::string error_;
+};
+
+bool read_credential(const toml::table& t, const std::string& prefix, const std::string& file,
+                     Credential& c, std::string& error) {
+  Section s(t, prefix, file);
+  std::string password, password_file;
+  bool ok = s.string("name", c.name) && s.string("password", password) &&
+            s.string("password_file", password_file) && s.boolean("generate", c.generate) &&
+            s.no_unknown_keys();
+  if (ok && c.name.empty()) ok = s.fail(nullptr, "name", "is required");
+  if (ok && c.name.find(',') != std::string::npos) {
+    ok = s.fail(t.get("name"), "name", "must not contain ','");
+  }
+  if (ok && password.empty() == password_file.empty()) {
+    ok = s.fail(nullptr, "password", "give exactly one of password and password_file");
+  }
+  if (ok && c.generate && password_file.empty()) {
+    ok = s.fail(t.get("generate"), "generate", "needs password_file");
+  }
+  if (!ok) {
+    error = s.error();
+    return false;
+  }
+  if (!password.empty()) c.password = password;
+  if (!password_file.empty()) c.file = password_file;
+  const auto line = t.source().begin.line;
+  c.origin = file + (line ? ":" + std::to_string(line) : std::string());
+  return true;
+}
+
+std::optional<AuthMethod> parse_method(const std::string& s) {
+  if (s == "none") return AuthMethod::kNone;
+  if (s == "text") return AuthMethod::kText;
+  if (s == "md5") return AuthMethod::kMd5;
+  return std::nullopt;
+}
+
+bool fill(const toml::table& root, const std::string& file, Config& c, std::string& error) {
+  Section top(root, "", file);
+  auto table = [&](std::string_view key) -> const toml::table* {
+    const toml::node* n = top.get(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      top.fail(n, key, "must be a table");
+      return nullptr;
+    }
+    return n->as_table();
+  };
+  auto done = [&](Section& s) {
+    if (!s.no_unknown_keys()) {
+      error = s.error();
+      return false;
+    }
+    return true;
+  };
+
+  if (const toml::table* t = table("server")) {
+    Section s(*t, "server.", file);
+    std::string state_dir;
+    s.strings("listen", c.listen) && s.string("state_dir", state_dir) &&
+        s.string("hostname", c.hostname) && s.string("vendor", c.vendor) &&
+        s.string("product", c.product) && s.string("revision", c.revision) &&
+        s.integer("io_threads", c.io_threads, 0, 256) &&
+        s.integer("worker_threads", c.worker_threads, 0, 1024);
+    for (const std::string& a : c.listen) {
+      std::string h;
+      std::uint16_t p = 0;
+      if (!parse_listen_address(a, h, p)) {
+        s.fail(t->get("listen"), "listen", "'" + a + "' is not HOST:PORT or [V6]:PORT");
+        break;
+      }
+    }
+    if (!state_dir.empty()) c.state_dir = state_dir;
+    if (!done(s)) return false;
+  }
+  if (const toml::table* t = table("limits")) {
+    Section s(*t, "limits.", file);
+    std::int64_t login = c.login_timeout.count(), idle = c.idle_timeout.count(),
+                 grace = c.shutdown_grace.count();
+    s.integer("max_sessions", c.max_sessions, 1, 100000) &&
+        s.integer("max_message_bytes", c.max_message_bytes, 65536, 1 << 30) &&
+        s.integer("login_timeout", login, 1, 86400) &&
+        s.integer("idle_timeout", idle, 1, 30 * 86400) &&
+        s.integer("shutdown_grace", grace, 0, 3600);
+    c.login_timeout = std::chrono::seconds(login);
+    c.idle_timeout = std::chrono::seconds(idle);
+    c.shutdown_grace = std::chrono::seconds(grace);
+    if (!done(s)) return false;
+  }
+  if (const toml::table* t = table("auth")) {
+    Section s(*t, "auth.", file);
+    std::vector<std::string> methods;
+    std::int64_t delay = c.auth_failure_delay.count();
+    s.strings("methods", methods) && s.integer("failure_delay_ms", delay, 0, 60000) &&
+        s.integer("max_failures", c.auth_max_failures, 1, 1000);
+    if (t->get("methods") != nullptr && s.error().empty()) {
+      c.auth_methods.clear();
+      for (const std::string& m : methods) {
+        const auto parsed = parse_method(m);
+        if (!parsed) {
+          s.fail(t->get("methods"), "methods", "'" + m + "' is not one of none, text, md5");
+          break;
+        }
+        if (!c.allows(*parsed)) c.auth_methods.push_back(*parsed);
+      }
+      if (c.auth_methods.empty() && s.error().empty()) {
+        s.fail(t->get("methods"), "methods", "must name at least one method");
+      }
+    }
+    c.auth_failure_delay = std::chrono::milliseconds(delay);
+    if (!done(s)) return false;
+  }
+  if (const toml::node* n = top.get("users")) {
+    const toml::array* a = n->as_array();
+    if (a == nullptr || !a->is_array_of_tables()) {
+      error = top.where(n, "users") + ": must be an array of tables ([[users]])";
+      return false;
+    }
+    std::size_t i = 0;
+    for (const toml::node& e : *a) {
+      Credential cred;
+      if (!read_credential(*e.as_table(), "users[" + std::to_string(i++) + "].", file, cred,
+                           error)) {
+        return false;
+      }
+      for (const Credential& other : c.users) {
+        if (other.name == cred.name) {
+          error = top.where(&e, "users") + ": user '" + cred.name + "' is defined twice";
+          return false;
+        }
+      }
+      c.users.push_back(std::move(cred));
+    }
+  }
+  if (const toml::table* t = table("server_identity")) {
+    Credential cred;
+    if (!read_credential(*t, "server_identity.", file, cred, error)) return false;
+    c.server_identity = std::move(cred);
+  }
+  if (const toml::table* t = table("exports")) {
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      if (!v.is_string() || v.value<std::string>().value_or("").empty()) {
+        error = Section(*t, "exports.", file).where(&v, name) + ": must be a non-empty path";
+        return false;
+      }
+      if (name.empty() || name.front() != '/') {
+        error = Section(*t, "exports.", file).where(&v, name) +
+                ": an export's name must start with '/'";
+        return false;
+      }
+      const auto line = v.source().begin.line;
+      c.exports.push_back({name, *v.value<std::string>(),
+                           file + (line ? ":" + std::to_string(line) : std::string())});
+    }
+  }
+  if (const toml::table* t = table("log")) {
+    Section s(*t, "log.", file);
+    s.string("level", c.log_level);
+    if (s.error().empty() && spdlog::level::from_str(c.log_level) == spdlog::level::off &&
+        c.log_level != "off") {
+      s.fail(t->get("level"), "level", "must be trace, debug, info, warn, error, critical or off");
+    }
+    if (!done(s)) return false;
+  }
+  if (!top.error().empty() || !top.no_unknown_keys()) {
+    error = top.error();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Config> load_config(const std::filesystem::path& file, ConfigError& error) {
+  Config c;
+  c.source = file;
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << file.string();
+    if (e.source().begin.line != 0) os << ':' << e.source().begin.line;
+    os << ": " << e.description();
+    error.message = os.str();
+    return std::nullopt;
+  }
+  std::string message;
+  if (!fill(root, file.string(), c, message)) {
+    error.message = message;
+    return std::nullopt;
+  }
+  return c;
+}
+
+namespace {
+
+std::filesystem::path in_state_dir(const Config& c, const std::filesystem::path& p) {
+  return p.is_absolute() ? p : c.state_dir / p;
+}
+
+// 18 random bytes as 24 characters of base64url: no ',' (which ndmjob's
+// agent syntax cannot carry) and well under MD5 auth's 32-byte limit.
+bool generate_password(std::string& out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  unsigned char raw[18];
+  if (RAND_bytes(raw, sizeof raw) != 1) return false;
+  out.clear();
+  for (std::size_t i = 0; i < sizeof raw; i += 3) {
+    const std::uint32_t v = (raw[i] << 16) | (raw[i + 1] << 8) | raw[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
+  }
+  return true;
+}
+
+bool read_password_file(const std::filesystem::path& path, std::string& out, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    error = path.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    error = path.string() + ": not a regular file";
+    return false;
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    error = path.string() + ": password file must not be readable by group or others (chmod 600)";
+    return false;
+  }
+  std::string content;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && content.size() < 65536) {
+    content.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (n < 0) {
+    error = path.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  const auto eol = content.find_first_of("\r\n");
+  if (eol != std::string::npos) content.resize(eol);
+  if (content.empty()) {
+    error = path.string() + ": empty password";
+    return false;
+  }
+  out = content;
+  return true;
+}
+
+bool load_credential(const Config& c, Credential& cred, std::string& error) {
+  if (cred.password) return true;
+  const std::filesystem::path path = in_state_dir(c, *cred.file);
+  if (cred.generate && !std::filesystem::exists(path)) {
+    std::string password;
+    if (!generate_password(password)) {
+      error = "cannot generate a random password";
+      return false;
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      error = path.string() + ": " + std::strerror(errno);
+      return false;
+    }
+    const std::string line = password + "\n";
+    const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                    ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+      error = path.string() + ": cannot write the generated password";
+      return false;
+    }
+    spdlog::warn("generated a password for user '{}' in {} (mode 0600)", cred.name, path.string());
+  }
+  std::string password;
+  if (!read_password_file(path, password, error)) {
+    error = cred.origin + ": " + error;
+    return false;
+  }
+  cred.password = password;
+  return true;
+}
+
+}  // namespace
+
+bool prepare_state(Config& config, ConfigError& error) {
+  std::error_code ec;
+  if (std::filesystem::create_directories(config.state_dir, ec)) {
+    ::chmod(config.state_dir.c_str(), 0700);  // it holds passwords and cartridges
+  }
+  if (ec) {
+    error.message = config.state_dir.string() + ": " + ec.message();
+    return false;
+  }
+  for (Credential& cred : config.users) {
+    if (!load_credential(config, cred, error.message)) return false;
+  }
+  if (config.server_identity && !load_credential(config, *config.server_identity, error.message)) {
+    return false;
+  }
+  for (Export& e : config.exports) {
+    // A relative export lives in the state directory (the embedded default's
+    // volume) and is created on first start; an absolute one must exist.
+    if (!e.path.is_absolute()) {
+      e.path = in_state_dir(config, e.path);
+      std::filesystem::create_directories(e.path, ec);
+      if (ec) {
+        error.message = e.origin + ": " + e.path.string() + ": " + ec.message();
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace ndmpd

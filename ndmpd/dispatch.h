@@ -1,0 +1,153 @@
+// Request dispatch: the sans-I/O heart of a session.  It takes one decoded
+// header and the raw body of a request, applies the rules that hold for
+// every message (pre-authentication filter, unknown codes, undecodable
+// bodies, extension negotiation), and runs the handler that the message
+// table names.  It knows nothing of sockets: tests drive it with a recording
+// Outbox.
+//
+// The Dispatcher is built once and shared by all sessions (read-only).  A
+// handler runs on its session's strand and may co_await (timers, work on
+// the worker pool).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "ndmpd/outbox.h"
+#include "ndmpd/server_context.h"
+#include "ndmpd/session_state.h"
+#include "xdr/messages.h"
+
+namespace ndmpd {
+
+// What a handler answers: an encoded reply body, or a header-only error, or
+// nothing (CONNECT_CLOSE).
+struct Reply {
+  ndmp4_error header_error = NDMP4_NO_ERR;
+  ndmp::xdr::Bytes body;
+  xdrproc_t proc = nullptr;  // what encoded `body`, checked against the table
+  bool send = true;
+
+  template <class T>
+  static Reply with(const T& body) {
+    Reply r;
+    r.proc = ndmp::xdr::Traits<T>::proc();
+    if (!ndmp::xdr::encode(body, r.body)) {
+      r.header_error = NDMP4_XDR_ENCODE_ERR;
+      r.body.clear();
+    }
+    return r;
+  }
+  static Reply header(ndmp4_error e) {
+    Reply r;
+    r.header_error = e;
+    return r;
+  }
+  static Reply none() {
+    Reply r;
+    r.send = false;
+    return r;
+  }
+};
+
+class Dispatcher;
+
+// A session as its handlers see it.
+class SessionContext {
+ public:
+  SessionContext(ServerContext& server_context, const Dispatcher& dispatcher_ref,
+                 Outbox& outbox_ref, std::string peer_text, std::uint64_t session_id)
+      : server(server_context),
+        dispatcher(dispatcher_ref),
+        outbox(outbox_ref),
+        peer(std::move(peer_text)),
+        id(session_id) {}
+
+  ServerContext& server;
+  const Dispatcher& dispatcher;
+  Outbox& outbox;
+  const std::string peer;  // "127.0.0.1:40522"
+  const std::uint64_t id;  // for logs
+  SessionState state;
+  std::uint32_t request_sequence = 0;  // of the request being handled
+
+  // "[s12 127.0.0.1:40522 ndmp]" for log lines.
+  std::string tag() const;
+  // The peer's address without the port: "127.0.0.1", "::1".
+  std::string peer_address() const;
+};
+
+class Dispatcher {
+ public:
+  template <std::uint32_t Code>
+  using Request = typename ndmp::xdr::Message<Code>::Request;
+  template <std::uint32_t Code>
+  using SyncHandler = Reply (*)(SessionContext&, const Request<Code>&);
+  template <std::uint32_t Code>
+  using AsyncHandler = boost::asio::awaitable<Reply> (*)(SessionContext&, const Request<Code>&);
+
+  // A dispatcher with every handler of this server registered.
+  static std::shared_ptr<const Dispatcher> create();
+
+  // Handles one request and hands its reply (if any) to the session's
+  // outbox.  `header` must be of type REQUEST.
+  boost::asio::awaitable<void> dispatch(SessionContext& session, const ndmp4_header& header,
+                                        std::span<const std::uint8_t> body) const;
+
+  // Extension classes this server offers, each with its versions (the
+  // first is the default).
+  const std::map<std::uint16_t, std::vector<std::uint16_t>>& extension_classes() const {
+    return extension_classes_;
+  }
+
+  template <std::uint32_t Code>
+  void on(SyncHandler<Code> fn) {
+    add(
+        Code,
+        [fn](SessionContext& s, const void* req) {
+          return fn(s, *static_cast<const Request<Code>*>(req));
+        },
+        nullptr);
+  }
+  template <std::uint32_t Code>
+  void on(AsyncHandler<Code> fn) {
+    add(Code, nullptr, [fn](SessionContext& s, const void* req) {
+      return fn(s, *static_cast<const Request<Code>*>(req));
+    });
+  }
+  void add_extension_class(std::uint16_t id, std::vector<std::uint16_t> versions) {
+    extension_classes_[id] = std::move(versions);
+  }
+
+ private:
+  using SyncFn = std::function<Reply(SessionContext&, const void*)>;
+  using AsyncFn = std::function<boost::asio::awaitable<Reply>(SessionContext&, const void*)>;
+  struct Entry {
+    const ndmp::xdr::MessageInfo* info;
+    SyncFn sync;
+    AsyncFn async;
+  };
+  void add(std::uint32_t code, SyncFn sync, AsyncFn async);
+  // The checks that come before the handler; NDMP4_NO_ERR to go on.
+  ndmp4_error admit(SessionContext& session, std::uint32_t code, const Entry*& entry) const;
+
+  std::map<std::uint32_t, Entry> handlers_;
+  std::map<std::uint16_t, std::vector<std::uint16_t>> extension_classes_;
+};
+
+// Registration, one function per NDMP interface (handlers/*.cpp).
+void register_connect_handlers(Dispatcher& d);
+void register_config_handlers(Dispatcher& d);
+void register_test_extension(Dispatcher& d);
+
+// The extension class of a message code (its top 16 bits); 0 for the core.
+inline std::uint16_t extension_class(std::uint32_t code) {
+  return static_cast<std::uint16_t>(code >> 16);
+}
+
+}  // namespace ndmpd

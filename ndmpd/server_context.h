@@ -1,0 +1,45 @@
+// What every session shares: the configuration, authentication, the
+// registries of backup types and devices, host facts, and the worker pool
+// for blocking work.  Built once before the first listener opens; after
+// that read-only, apart from the internally locked LoginThrottle.
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ndmpd/auth.h"
+#include "ndmpd/config.h"
+#include "ndmpd/data/butype.h"
+#include "ndmpd/host_info.h"
+
+namespace ndmpd {
+
+// A device as CONFIG_GET_TAPE_INFO / GET_SCSI_INFO describe it.
+struct DeviceDescription {
+  std::string name;   // what TAPE_OPEN / SCSI_OPEN take
+  std::string model;  // vendor and product from INQUIRY
+  unsigned attr = 0;  // NDMP4_TAPE_ATTR_* for drives
+  std::vector<std::pair<std::string, std::string>> capabilities;
+};
+
+struct ServerContext {
+  ServerContext(const Config& cfg, boost::asio::thread_pool& pool)
+      : config(cfg),
+        auth(cfg),
+        throttle(cfg.auth_failure_delay, std::chrono::seconds(600)),
+        host(HostInfo::discover(cfg)),
+        workers(pool) {}
+
+  const Config& config;
+  const Authenticator auth;
+  LoginThrottle throttle;
+  const HostInfo host;
+  ButypeRegistry butypes;
+  std::vector<DeviceDescription> tapes;     // filled by the device registry
+  std::vector<DeviceDescription> changers;  // and the SCSI devices
+  boost::asio::thread_pool& workers;
+};
+
+}  // namespace ndmpd
