@@ -27,7 +27,7 @@ constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 // (a DMA that does not read its replies must not make the server buffer
 // without bound).
 constexpr std::size_t kQueueHighWater = 64u << 20;
-constexpr std::size_t kReadChunk = 256u << 10;
+constexpr std::size_t kReadChunk = 32u << 10;
 constexpr std::size_t kMaxBuffersPerWrite = 64;
 constexpr auto kDrainLimit = std::chrono::seconds(5);
 
@@ -110,8 +110,9 @@ asio::awaitable<void> Session::reader() {
   ndmp::xdr::RecordAssembler assembler(context_.server.config.max_message_bytes);
   while (phase_ == Phase::kRunning && !context_.state.closing && !shutting_down_) {
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf), kToken);
+    if (ec == asio::error::operation_aborted) co_return;  // shutdown or a timeout
     if (ec) {
-      if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+      if (ec != asio::error::eof) {
         spdlog::info("{} connection lost: {}", context_.tag(), ec.message());
       }
       phase_ = Phase::kClosed;  // nothing more can be sent either

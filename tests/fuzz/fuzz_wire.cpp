@@ -1,0 +1,106 @@
+// Fuzz target: arbitrary bytes as they would arrive on an NDMP connection.
+// They go through the record framer; every record's header is decoded, its
+// body decoded with the request and reply codecs of its code (and what
+// decodes must re-encode to a decodable value), and the record dispatched
+// to a session, pre-login or logged in as the first byte says.  Anything
+// that crashes, leaks, hangs or trips a sanitizer is a finding.
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include "ndmpd/dispatch.h"
+#include "xdr/framer.h"
+#include "xdr/header.h"
+#include "xdr/messages.h"
+
+namespace {
+
+using ndmp::xdr::AnyBody;
+using ndmp::xdr::Bytes;
+
+class NullOutbox : public ndmpd::Outbox {
+ public:
+  void reply(std::uint32_t, std::uint32_t, ndmp4_error, Bytes) override {}
+  void post(std::uint32_t, Bytes) override {}
+};
+
+struct World {
+  World() : pool(1), server(make_config(), pool), dispatcher(ndmpd::Dispatcher::create()) {
+    spdlog::set_level(spdlog::level::off);  // millions of runs: no log lines
+    ndmpd::register_tar_butype(server.butypes);
+  }
+  static const ndmpd::Config& make_config() {
+    static ndmpd::Config c = [] {
+      ndmpd::Config k;
+      k.users.push_back({"dma", std::string("secret"), std::nullopt, false, "fuzz"});
+      k.auth_failure_delay = std::chrono::milliseconds(0);
+      k.auth_max_failures = 1000000;
+      k.exports.push_back({"/vol0", "/nonexistent/ndmpd-fuzz", "fuzz"});
+      return k;
+    }();
+    return c;
+  }
+  boost::asio::thread_pool pool;
+  ndmpd::ServerContext server;
+  std::shared_ptr<const ndmpd::Dispatcher> dispatcher;
+};
+
+void check_codecs(const ndmp4_header& h, std::span<const std::uint8_t> body) {
+  const ndmp::xdr::MessageInfo* m = ndmp::xdr::find_message(h.message_code);
+  if (m == nullptr) return;
+  for (const ndmp::xdr::BodyCodec* codec : {&m->request, &m->reply}) {
+    if (codec->proc == nullptr) continue;
+    AnyBody decoded;
+    if (!decoded.decode(*codec, body)) continue;
+    Bytes again;
+    if (!decoded.encode(again)) std::abort();  // what decodes must encode
+    AnyBody second;
+    if (!second.decode(*codec, again)) std::abort();
+    Bytes third;
+    if (!second.encode(third) || third != again) std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static World world;
+  if (size == 0) return 0;
+  const bool logged_in = data[0] & 1;
+  const std::size_t chunk = 1 + (data[0] >> 1);  // feed in pieces of 1..128 bytes
+  std::span<const std::uint8_t> in(data + 1, size - 1);
+
+  NullOutbox outbox;
+  ndmpd::SessionContext session(world.server, *world.dispatcher, outbox, "127.0.0.1:1", 1);
+  session.state.authenticated = logged_in;
+  ndmp::xdr::RecordAssembler assembler(1 << 20);
+  boost::asio::io_context io;
+  while (!in.empty()) {
+    std::span<const std::uint8_t> piece = in.first(std::min(chunk, in.size()));
+    in = in.subspan(piece.size());
+    while (!piece.empty()) {
+      const auto r = assembler.feed(piece);
+      piece = piece.subspan(r.consumed);
+      if (r.status == ndmp::xdr::RecordAssembler::Status::kTooLarge) return 0;
+      if (r.status != ndmp::xdr::RecordAssembler::Status::kRecord) continue;
+      const Bytes record = assembler.take_record();
+      const auto header = ndmp::xdr::decode_header(record);
+      if (!header) continue;
+      check_codecs(*header, ndmp::xdr::body_of(record));
+      boost::asio::co_spawn(io, world.dispatcher->dispatch(session, *header,
+                                                           ndmp::xdr::body_of(record)),
+                            boost::asio::detached);
+      io.restart();
+      io.run();
+      if (session.state.closing) return 0;
+    }
+  }
+  return 0;
+}
