@@ -21,18 +21,37 @@ constexpr std::size_t kMaxRecord = 64u << 20;
 }  // namespace
 
 std::string error_name(ndmp4_error e) {
-  static const char* const kNames[] = {
-      "NO_ERR",           "NOT_SUPPORTED_ERR",     "DEVICE_BUSY_ERR",
-      "DEVICE_OPENED_ERR", "NOT_AUTHORIZED_ERR",   "PERMISSION_ERR",
-      "DEV_NOT_OPEN_ERR", "IO_ERR",                "TIMEOUT_ERR",
-      "ILLEGAL_ARGS_ERR", "NO_TAPE_LOADED_ERR",    "WRITE_PROTECT_ERR",
-      "EOF_ERR",          "EOM_ERR",               "FILE_NOT_FOUND_ERR",
-      "BAD_FILE_ERR",     "NO_DEVICE_ERR",         "NO_BUS_ERR",
-      "XDR_DECODE_ERR",   "ILLEGAL_STATE_ERR",     "UNDEFINED_ERR",
-      "XDR_ENCODE_ERR",   "NO_MEM_ERR",            "CONNECT_ERR",
-      "SEQUENCE_NUM_ERR", "READ_IN_PROGRESS_ERR",  "PRECONDITION_ERR",
-      "CLASS_NOT_SUPPORTED_ERR", "VERSION_NOT_SUPPORTED_ERR", "EXT_DUPL_CLASSES_ERR",
-      "EXT_DANDN_ILLEGAL_ERR"};
+  static const char* const kNames[] = {"NO_ERR",
+                                       "NOT_SUPPORTED_ERR",
+                                       "DEVICE_BUSY_ERR",
+                                       "DEVICE_OPENED_ERR",
+                                       "NOT_AUTHORIZED_ERR",
+                                       "PERMISSION_ERR",
+                                       "DEV_NOT_OPEN_ERR",
+                                       "IO_ERR",
+                                       "TIMEOUT_ERR",
+                                       "ILLEGAL_ARGS_ERR",
+                                       "NO_TAPE_LOADED_ERR",
+                                       "WRITE_PROTECT_ERR",
+                                       "EOF_ERR",
+                                       "EOM_ERR",
+                                       "FILE_NOT_FOUND_ERR",
+                                       "BAD_FILE_ERR",
+                                       "NO_DEVICE_ERR",
+                                       "NO_BUS_ERR",
+                                       "XDR_DECODE_ERR",
+                                       "ILLEGAL_STATE_ERR",
+                                       "UNDEFINED_ERR",
+                                       "XDR_ENCODE_ERR",
+                                       "NO_MEM_ERR",
+                                       "CONNECT_ERR",
+                                       "SEQUENCE_NUM_ERR",
+                                       "READ_IN_PROGRESS_ERR",
+                                       "PRECONDITION_ERR",
+                                       "CLASS_NOT_SUPPORTED_ERR",
+                                       "VERSION_NOT_SUPPORTED_ERR",
+                                       "EXT_DUPL_CLASSES_ERR",
+                                       "EXT_DANDN_ILLEGAL_ERR"};
   const auto i = static_cast<std::size_t>(e);
   if (i < std::size(kNames)) return std::string("NDMP4_") + kNames[i];
   return "NDMP4 error " + std::to_string(i);

@@ -9,15 +9,14 @@
 //
 //   session_bench --ndmjob /usr/lib/amanda/ndmjob [--seconds 3] [--rounds 5]
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>

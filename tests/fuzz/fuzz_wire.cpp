@@ -94,9 +94,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto header = ndmp::xdr::decode_header(record);
       if (!header) continue;
       check_codecs(*header, ndmp::xdr::body_of(record));
-      boost::asio::co_spawn(io, world.dispatcher->dispatch(session, *header,
-                                                           ndmp::xdr::body_of(record)),
-                            boost::asio::detached);
+      boost::asio::co_spawn(
+          io, world.dispatcher->dispatch(session, *header, ndmp::xdr::body_of(record)),
+          boost::asio::detached);
       io.restart();
       io.run();
       if (session.state.closing) return 0;

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <iostream>
 
-#include "xdr/sample_stream.h"
 #include "xdr/header.h"
 #include "xdr/messages.h"
+#include "xdr/sample_stream.h"
 
 namespace {
 
@@ -63,9 +63,9 @@ int main(int argc, char** argv) {
   // A conversation: open, text login, a few CONFIG requests, close.
   Bytes conv = {0xFE};
   add_message(conv, 1, NDMP4_CONNECT_OPEN, {0, 0, 0, 4});
-  add_message(conv, 2, NDMP4_CONNECT_CLIENT_AUTH,
-              {0, 0, 0, 1, 0, 0, 0, 3, 'd', 'm', 'a', 0, 0, 0, 0, 6, 's', 'e', 'c', 'r', 'e', 't',
-               0, 0});
+  add_message(
+      conv, 2, NDMP4_CONNECT_CLIENT_AUTH,
+      {0, 0, 0, 1, 0, 0, 0, 3, 'd', 'm', 'a', 0, 0, 0, 0, 6, 's', 'e', 'c', 'r', 'e', 't', 0, 0});
   add_message(conv, 3, NDMP4_CONFIG_GET_HOST_INFO, {});
   add_message(conv, 4, NDMP4_CONFIG_GET_EXT_LIST, {});
   add_message(conv, 5, NDMP4_CONFIG_SET_EXT_LIST, {0, 0, 0, 1, 0, 0, 0x7F, 0xF0, 0, 0, 0, 1});

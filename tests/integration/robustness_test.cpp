@@ -148,7 +148,11 @@ TEST_F(Robustness, RandomBytesNeverHurtTheWitness) {
   std::uint32_t x = 12345;
   for (int round = 0; round < 50; ++round) {
     Client c(2s);
-    c.connect(daemon_.address());
+    try {
+      c.connect(daemon_.address());
+    } catch (const std::exception& e) {
+      FAIL() << "round " << round << ": " << e.what() << "\n" << daemon_.log();
+    }
     Bytes junk(1 + round * 37);
     for (auto& b : junk) {
       x = x * 1103515245u + 12345u;

@@ -68,8 +68,8 @@ TEST(Session, PipelinedRequestsAreAnsweredInOrder) {
   c.open_and_login_text(d.user(), d.password());
   const auto void_proc = ndmp::xdr::Traits<ndmp::xdr::Void>::proc();
   std::vector<std::uint32_t> seqs;
-  const std::uint32_t codes[] = {NDMP4_CONFIG_GET_HOST_INFO, NDMP4_CONFIG_GET_SERVER_INFO,
-                                 0x0abc, NDMP4_CONFIG_GET_CONNECTION_TYPE};
+  const std::uint32_t codes[] = {NDMP4_CONFIG_GET_HOST_INFO, NDMP4_CONFIG_GET_SERVER_INFO, 0x0abc,
+                                 NDMP4_CONFIG_GET_CONNECTION_TYPE};
   for (std::uint32_t code : codes) seqs.push_back(c.send(code, void_proc, nullptr));
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     const auto m = c.wait_reply(seqs[i]);

@@ -1,10 +1,10 @@
 // The NDMP MD5 digest as the specification lays out its 128 input bytes,
 // and the login throttle.
 
+#include "ndmpd/auth.h"
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
-
-#include "ndmpd/auth.h"
 
 namespace ndmpd {
 namespace {
@@ -27,7 +27,8 @@ Md5Digest reference(const std::string& password, const Challenge& c) {
 TEST(Md5Digest, MatchesTheSpecificationsLayout) {
   Challenge c;
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<std::uint8_t>(0xA0 ^ i);
-  for (const std::string& p : std::vector<std::string>{"a", "secret", std::string(31, 'x'), std::string(32, 'y')}) {
+  for (const std::string& p :
+       std::vector<std::string>{"a", "secret", std::string(31, 'x'), std::string(32, 'y')}) {
     EXPECT_EQ(md5_digest(p, c), reference(p, c)) << p;
   }
 }

@@ -2,12 +2,12 @@
 // with file, line and key, and password files are created and checked as
 // the README promises.
 
+#include "ndmpd/config.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
-
-#include "ndmpd/config.h"
 
 namespace ndmpd {
 namespace {
@@ -116,8 +116,9 @@ level = "debug"
 }
 
 TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
-  EXPECT_EQ(error_of("[limits]\nmax_sessions = 0\n"),
-            (dir_ / "ndmpd.toml").string() + ":2: limits.max_sessions: must be between 1 and 100000");
+  EXPECT_EQ(
+      error_of("[limits]\nmax_sessions = 0\n"),
+      (dir_ / "ndmpd.toml").string() + ":2: limits.max_sessions: must be between 1 and 100000");
   EXPECT_NE(error_of("[server]\nlisten = [\"nowhere\"]\n").find(":2: server.listen: 'nowhere'"),
             std::string::npos);
   EXPECT_NE(error_of("[server]\nvendr = \"x\"\n").find(":2: server.vendr: unknown key"),
@@ -128,9 +129,10 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_NE(error_of("[limits]\nlogin_timeout = \"30s\"\n").find("must be an integer"),
             std::string::npos);
   EXPECT_NE(error_of("[[users]]\nname = \"a\"\n").find("users[0].password"), std::string::npos);
-  EXPECT_NE(error_of("[[users]]\nname=\"a\"\npassword=\"x\"\n[[users]]\nname=\"a\"\npassword=\"y\"\n")
-                .find("defined twice"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("[[users]]\nname=\"a\"\npassword=\"x\"\n[[users]]\nname=\"a\"\npassword=\"y\"\n")
+          .find("defined twice"),
+      std::string::npos);
   EXPECT_NE(error_of("[exports]\n\"vol\" = \"/x\"\n").find("must start with '/'"),
             std::string::npos);
   EXPECT_NE(error_of("[log]\nlevel = \"loud\"\n").find(":2: log.level"), std::string::npos);

@@ -14,8 +14,7 @@ using testing::Harness;
 ndmp4_connect_client_auth_request text(const char* user, const char* password) {
   ndmp4_connect_client_auth_request a{};
   a.auth_data.auth_type = NDMP4_AUTH_TEXT;
-  a.auth_data.ndmp4_auth_data_u.auth_text = {const_cast<char*>(user),
-                                             const_cast<char*>(password)};
+  a.auth_data.ndmp4_auth_data_u.auth_text = {const_cast<char*>(user), const_cast<char*>(password)};
   return a;
 }
 
@@ -45,8 +44,7 @@ TEST(ClientAuth, TextWithTheRightPasswordLogsIn) {
 
 TEST(ClientAuth, WrongPasswordUnknownUserAndEmptyPasswordAreRefused) {
   Harness h;
-  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "Secret")),
-            NDMP4_NOT_AUTHORIZED_ERR);
+  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "Secret")), NDMP4_NOT_AUTHORIZED_ERR);
   EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "secret ")),
             NDMP4_NOT_AUTHORIZED_ERR);
   EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("nobody", "secret")),
@@ -131,8 +129,7 @@ TEST(ClientAuth, MethodsCanBeTurnedOff) {
   Config c = testing::test_config();
   c.auth_methods = {AuthMethod::kMd5};
   Harness h(c);
-  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "secret")),
-            NDMP4_ILLEGAL_ARGS_ERR);
+  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "secret")), NDMP4_ILLEGAL_ARGS_ERR);
   ndmp4_config_get_auth_attr_request attr{NDMP4_AUTH_TEXT};
   EXPECT_EQ(h.error_of<NDMP4_CONFIG_GET_AUTH_ATTR>(attr), NDMP4_ILLEGAL_ARGS_ERR);
   EXPECT_EQ(md5_login(h, "dma", "secret"), NDMP4_NO_ERR);
@@ -141,8 +138,7 @@ TEST(ClientAuth, MethodsCanBeTurnedOff) {
 TEST(ClientAuth, SecondLoginIsIllegalState) {
   Harness h;
   h.login();
-  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "secret")),
-            NDMP4_ILLEGAL_STATE_ERR);
+  EXPECT_EQ(h.error_of<NDMP4_CONNECT_CLIENT_AUTH>(text("dma", "secret")), NDMP4_ILLEGAL_STATE_ERR);
 }
 
 TEST(ClientAuth, TooManyFailuresCloseTheSession) {
@@ -191,8 +187,8 @@ TEST(ServerAuth, ProvesTheServerIdentityWithTheDmasChallenge) {
   Challenge ch;
   for (int i = 0; i < 64; ++i) ch[i] = static_cast<std::uint8_t>(i);
   const Md5Digest expect = md5_digest("filer-secret", ch);
-  EXPECT_EQ(0, std::memcmp(rep->server_result.ndmp4_auth_data_u.auth_md5.auth_digest,
-                           expect.data(), 16));
+  EXPECT_EQ(
+      0, std::memcmp(rep->server_result.ndmp4_auth_data_u.auth_md5.auth_digest, expect.data(), 16));
 }
 
 }  // namespace

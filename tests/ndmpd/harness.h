@@ -64,10 +64,9 @@ class Harness {
     h.message_type = type;
     h.message_code = code;
     boost::asio::io_context io;
-    boost::asio::co_spawn(io, dispatcher_->dispatch(session_, h, body),
-                          [](std::exception_ptr e) {
-                            if (e) std::rethrow_exception(e);
-                          });
+    boost::asio::co_spawn(io, dispatcher_->dispatch(session_, h, body), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
     io.run();
     if (outbox_.messages.size() == before) return std::nullopt;
     Recorded r = outbox_.messages.back();

@@ -2,13 +2,14 @@
 // truncation and every trailing byte is refused, and the wire layout of the
 // fields DMAs depend on is exact.
 
+#include "xdr/codec.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <string>
 
 #include "sample_stream.h"
-#include "xdr/codec.h"
 #include "xdr/header.h"
 #include "xdr/messages.h"
 
@@ -59,26 +60,26 @@ TEST_P(EveryMessage, RequestAndReplyBodiesRoundTrip) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, EveryMessage, ::testing::ValuesIn(all_messages().begin(),
-                                                                  all_messages().end()),
+INSTANTIATE_TEST_SUITE_P(Table, EveryMessage,
+                         ::testing::ValuesIn(all_messages().begin(), all_messages().end()),
                          [](const ::testing::TestParamInfo<MessageInfo>& p) {
                            return std::string(p.param.name);
                          });
 
 TEST(MessageTable, KnowsEveryCodeOfTheSpecOnce) {
   const std::uint32_t spec_codes[] = {
-      0x900, 0x901, 0x902, 0x903, 0x100, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108,
-      0x109, 0x10A, 0x200, 0x201, 0x202, 0x204, 0x206, 0x300, 0x301, 0x302, 0x303, 0x304,
-      0x305, 0x307, 0x400, 0x401, 0x402, 0x403, 0x404, 0x407, 0x409, 0x40A, 0x40B, 0x501,
-      0x502, 0x503, 0x504, 0x505, 0x602, 0x603, 0x703, 0x704, 0x705, 0xA00, 0xA01, 0xA02,
-      0xA03, 0xA04, 0xA05, 0xA06, 0xA07, 0xA08, 0xA09};
+      0x900, 0x901, 0x902, 0x903, 0x100, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107,
+      0x108, 0x109, 0x10A, 0x200, 0x201, 0x202, 0x204, 0x206, 0x300, 0x301, 0x302,
+      0x303, 0x304, 0x305, 0x307, 0x400, 0x401, 0x402, 0x403, 0x404, 0x407, 0x409,
+      0x40A, 0x40B, 0x501, 0x502, 0x503, 0x504, 0x505, 0x602, 0x603, 0x703, 0x704,
+      0x705, 0xA00, 0xA01, 0xA02, 0xA03, 0xA04, 0xA05, 0xA06, 0xA07, 0xA08, 0xA09};
   for (std::uint32_t code : spec_codes) {
     const MessageInfo* m = find_message(code);
     ASSERT_NE(m, nullptr) << std::hex << code;
     EXPECT_EQ(m->code, code);
   }
   EXPECT_EQ(all_messages().size(), std::size(spec_codes) + 1);  // + TEST_ECHO
-  EXPECT_EQ(find_message(0x101), nullptr);                       // v2's GET_BUTYPE_ATTR
+  EXPECT_EQ(find_message(0x101), nullptr);                      // v2's GET_BUTYPE_ATTR
   EXPECT_EQ(message_name(NDMP4_CONFIG_GET_HOST_INFO), "CONFIG_GET_HOST_INFO");
   EXPECT_EQ(message_name(0x12345678), "0x12345678");
 }
@@ -103,11 +104,10 @@ Bytes words(std::initializer_list<std::uint32_t> ws) {
 }
 
 TEST(WireLayout, HeaderIsSixWordsInSpecOrder) {
-  ndmp4_header h{7, 1000, NDMP4_MESSAGE_REPLY, NDMP4_CONFIG_GET_HOST_INFO, 6,
-                 NDMP4_NOT_AUTHORIZED_ERR};
+  ndmp4_header h{
+      7, 1000, NDMP4_MESSAGE_REPLY, NDMP4_CONFIG_GET_HOST_INFO, 6, NDMP4_NOT_AUTHORIZED_ERR};
   const auto head = frame_head(h, 12);
-  EXPECT_EQ(Bytes(head.begin(), head.end()),
-            words({0x80000000u | 36, 7, 1000, 1, 0x100, 6, 4}));
+  EXPECT_EQ(Bytes(head.begin(), head.end()), words({0x80000000u | 36, 7, 1000, 1, 0x100, 6, 4}));
   const Bytes enc = encode(h);
   ASSERT_EQ(enc.size(), kHeaderSize);
   const auto back = decode_header(enc);

@@ -2,11 +2,11 @@
 // fragments, and a record over the maximum is refused as soon as a fragment
 // header announces it.
 
+#include "xdr/framer.h"
+
 #include <gtest/gtest.h>
 
 #include <numeric>
-
-#include "xdr/framer.h"
 
 namespace ndmp::xdr {
 namespace {
