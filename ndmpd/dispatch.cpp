@@ -80,8 +80,12 @@ boost::asio::awaitable<void> Dispatcher::dispatch(SessionContext& session,
   }
   const std::uint32_t code = header.message_code;
   session.request_sequence = header.sequence;
-  spdlog::debug("{} <- {} seq={} ({} bytes)", session.tag(), ndmp::xdr::message_name(code),
-                header.sequence, body.size());
+  // The log line's arguments cost more than the request itself: build them
+  // only when debug lines are wanted.
+  const bool debug = spdlog::should_log(spdlog::level::debug);
+  if (debug)
+    spdlog::debug("{} <- {} seq={} ({} bytes)", session.tag(), ndmp::xdr::message_name(code),
+                  header.sequence, body.size());
 
   const Entry* entry = nullptr;
   ndmp4_error error = admit(session, code, entry);
@@ -90,8 +94,9 @@ boost::asio::awaitable<void> Dispatcher::dispatch(SessionContext& session,
     error = NDMP4_XDR_DECODE_ERR;
   }
   if (error != NDMP4_NO_ERR) {
-    spdlog::debug("{} -> {} refused: header error {}", session.tag(), ndmp::xdr::message_name(code),
-                  static_cast<int>(error));
+    if (debug)
+      spdlog::debug("{} -> {} refused: header error {}", session.tag(),
+                    ndmp::xdr::message_name(code), static_cast<int>(error));
     session.outbox.reply(code, header.sequence, error, {});
     co_return;
   }
@@ -110,8 +115,9 @@ boost::asio::awaitable<void> Dispatcher::dispatch(SessionContext& session,
                   ndmp::xdr::message_name(code));
     reply = Reply::header(NDMP4_XDR_ENCODE_ERR);
   }
-  spdlog::debug("{} -> {} reply ({} bytes)", session.tag(), ndmp::xdr::message_name(code),
-                reply.body.size());
+  if (debug)
+    spdlog::debug("{} -> {} reply ({} bytes)", session.tag(), ndmp::xdr::message_name(code),
+                  reply.body.size());
   session.outbox.reply(code, header.sequence, reply.header_error, std::move(reply.body));
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <ctime>
@@ -156,6 +157,11 @@ asio::awaitable<void> Session::watchdog() {
   const Config& cfg = context_.server.config;
   const auto started = std::chrono::steady_clock::now();
   for (;;) {
+    // Cancelled when the reader ended first: nothing left to watch.
+    if ((co_await asio::this_coro::cancellation_state).cancelled() !=
+        asio::cancellation_type::none) {
+      co_return;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (shutting_down_ && !busy_) co_return;  // ends the reader with it
     if (!busy_ && !context_.state.authenticated && now - started >= cfg.login_timeout) {
