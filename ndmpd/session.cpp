@@ -74,6 +74,7 @@ asio::awaitable<void> Session::run() {
   boost::system::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+  socket_.non_blocking(true, ignored);  // for try_write_now(); async operations do not care
   spdlog::info("{} connected", context_.tag());
 
   // The server speaks first: NOTIFY_CONNECTION_STATUS with its version.
@@ -187,7 +188,9 @@ asio::awaitable<void> Session::writer() {
     if (queue_.empty()) {
       if (phase_ == Phase::kDraining) break;
       writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+      writer_idle_ = true;
       co_await writer_wake_.async_wait(kToken);
+      writer_idle_ = false;
       continue;
     }
     // Everything queued goes out in one gathered write.
@@ -195,8 +198,12 @@ asio::awaitable<void> Session::writer() {
     std::size_t count = 0;
     for (const Outgoing& m : queue_) {
       if (count == kMaxBuffersPerWrite) break;
-      buffers.emplace_back(asio::buffer(m.head));
-      if (!m.body.empty()) buffers.emplace_back(asio::buffer(m.body));
+      const std::size_t skip = m.sent;  // only the first can be partly sent
+      if (skip < m.head.size()) buffers.emplace_back(asio::buffer(m.head) + skip);
+      if (!m.body.empty()) {
+        buffers.emplace_back(asio::buffer(m.body) +
+                             (skip > m.head.size() ? skip - m.head.size() : 0));
+      }
       ++count;
     }
     auto [ec, n] = co_await asio::async_write(socket_, buffers, kToken);
@@ -208,12 +215,13 @@ asio::awaitable<void> Session::writer() {
       break;
     }
     for (std::size_t i = 0; i < count; ++i) {
-      queued_bytes_ -= queue_.front().head.size() + queue_.front().body.size();
+      queued_bytes_ -= queue_.front().size() - queue_.front().sent;
       queue_.pop_front();
     }
     space_.cancel();
   }
   writer_running_ = false;
+  writer_idle_ = false;
   writer_done_.cancel();
   if (phase_ == Phase::kClosed) {
     // The connection is gone: make the reader notice.
@@ -265,9 +273,22 @@ void Session::enqueue(ndmp4_header_message_type type, std::uint32_t code,
   h.reply_sequence = reply_sequence;
   h.error_code = error;
   Outgoing m{ndmp::xdr::frame_head(h, body.size()), std::move(body)};
-  queued_bytes_ += m.head.size() + m.body.size();
+  // Nothing else is queued or being written: send it now, which saves the
+  // writer a wake-up for the common reply that fits the socket buffer.
+  if (queue_.empty() && writer_idle_ && try_write_now(m)) return;
+  queued_bytes_ += m.size() - m.sent;
   queue_.push_back(std::move(m));
   writer_wake_.cancel();
+}
+
+bool Session::try_write_now(Outgoing& m) {
+  // The socket is in non-blocking mode (run()): write_some returns at once.
+  const std::array<asio::const_buffer, 2> buffers = {asio::buffer(m.head), asio::buffer(m.body)};
+  boost::system::error_code ec;
+  const std::size_t n = socket_.write_some(buffers, ec);
+  if (ec) return false;  // would block, or an error the writer will meet and report
+  m.sent = n;
+  return n == m.size();
 }
 
 }  // namespace ndmpd

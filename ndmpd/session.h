@@ -50,6 +50,8 @@ class Session : public std::enable_shared_from_this<Session>, private Outbox {
   struct Outgoing {
     std::array<std::uint8_t, ndmp::xdr::kFragmentHeaderSize + ndmp::xdr::kHeaderSize> head;
     ndmp::xdr::Bytes body;
+    std::size_t sent = 0;  // bytes of head + body already written
+    std::size_t size() const { return head.size() + body.size(); }
   };
   enum class Phase { kRunning, kDraining, kClosed };
 
@@ -66,6 +68,8 @@ class Session : public std::enable_shared_from_this<Session>, private Outbox {
   void post(std::uint32_t code, ndmp::xdr::Bytes body) override;
   void enqueue(ndmp4_header_message_type type, std::uint32_t code, std::uint32_t reply_sequence,
                ndmp4_error error, ndmp::xdr::Bytes body);
+  // Writes what it can of `m` at once, without blocking; true if all of it.
+  bool try_write_now(Outgoing& m);
 
   Socket socket_;
   std::shared_ptr<const Dispatcher> dispatcher_;
@@ -81,6 +85,7 @@ class Session : public std::enable_shared_from_this<Session>, private Outbox {
   boost::asio::steady_timer watchdog_timer_;
   Phase phase_ = Phase::kRunning;
   bool writer_running_ = false;
+  bool writer_idle_ = false;    // the writer waits for work: nothing is being written
   bool busy_ = false;           // a request is being handled
   bool shutting_down_ = false;  // server shutdown requested
   std::chrono::steady_clock::time_point last_activity_;

@@ -156,7 +156,7 @@ int run(int argc, char** argv) {
 
   // The shipped limit is 64 sessions; this measures more.
   ndmpd::testing::Daemon ndmpd(
-      ndmpd::testing::Daemon::Options::config("[limits]\nmax_sessions = 1000\n"));
+      ndmpd::testing::Daemon::Options::config(std::getenv("BENCH_CONFIG") ? std::getenv("BENCH_CONFIG") : "[limits]\nmax_sessions = 1000\n"));
   NdmjobServer peer(ndmjob, ndmpd.dir());
 
   Client a, b;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -76,6 +77,35 @@ TEST(Session, PipelinedRequestsAreAnsweredInOrder) {
     EXPECT_EQ(m.header.message_code, codes[i]);
     EXPECT_EQ(m.header.message_type, NDMP4_MESSAGE_REPLY);
     EXPECT_EQ(m.header.error_code, codes[i] == 0x0abc ? NDMP4_NOT_SUPPORTED_ERR : NDMP4_NO_ERR);
+  }
+}
+
+TEST(Session, LargeRepliesArriveIntactAndInOrder) {
+  // Replies larger than the socket buffer go out in pieces; several queued
+  // behind each other keep their order and their bytes.
+  Daemon d;
+  Client c(std::chrono::seconds(30));
+  c.connect(d.address());
+  c.open_and_login_text(d.user(), d.password());
+  const std::size_t sizes[] = {1, 100000, 4u << 20, 15u << 20, 3};
+  std::vector<ndmp::xdr::Bytes> payloads;
+  std::vector<std::uint32_t> seqs;
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    ndmp::xdr::Bytes data(sizes[i]);
+    for (std::size_t k = 0; k < data.size(); ++k) data[k] = static_cast<std::uint8_t>(k * 31 + i);
+    ndmp4_test_echo_request e{};
+    e.data.data_len = static_cast<u_int>(data.size());
+    e.data.data_val = reinterpret_cast<char*>(data.data());
+    seqs.push_back(c.send(NDMP4_TEST_ECHO, ndmp::xdr::Traits<ndmp4_test_echo_request>::proc(), &e));
+    payloads.push_back(std::move(data));
+  }
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    const auto m = c.wait_reply(seqs[i]);
+    ASSERT_EQ(m.header.error_code, NDMP4_NO_ERR);
+    ndmp::xdr::Decoded<ndmp4_test_echo_reply> r;
+    ASSERT_TRUE(r.decode(m.body));
+    ASSERT_EQ(r->data.data_len, payloads[i].size());
+    EXPECT_EQ(0, std::memcmp(r->data.data_val, payloads[i].data(), payloads[i].size())) << i;
   }
 }
 
