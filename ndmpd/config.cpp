@@ -309,6 +309,121 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
                            file + (line ? ":" + std::to_string(line) : std::string())});
     }
   }
+  // [libraries.NAME]: virtual tape libraries.
+  if (const toml::table* t = table("libraries")) {
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      const std::string prefix = "libraries." + name + ".";
+      if (!v.is_table()) {
+        error = Section(*t, "libraries.", file).where(&v, name) + ": must be a table";
+        return false;
+      }
+      Section s(*v.as_table(), prefix, file);
+      scsi::emu::LibrarySpec lib;
+      lib.name = name;
+      std::string dir = "library/" + name, barcode_prefix = "NDMP", barcode_suffix = "L6";
+      unsigned cartridges = 0;
+      std::uint64_t capacity_mb = 2048, early_warning_mb = 32;
+      std::vector<std::string> protect;
+      s.string("dir", dir) && s.integer("drives", lib.drives, 1, 64) &&
+          s.integer("slots", lib.slots, 1, 4096) &&
+          s.integer("import_export", lib.import_export, 0, 16) &&
+          s.integer("cartridges", cartridges, 0, 4096) &&
+          s.string("barcode_prefix", barcode_prefix) &&
+          s.string("barcode_suffix", barcode_suffix) &&
+          s.integer("cartridge_capacity_mb", capacity_mb, 1, std::int64_t{1} << 24) &&
+          s.integer("early_warning_mb", early_warning_mb, 0, std::int64_t{1} << 24) &&
+          s.boolean("verify_reads", lib.verify_reads) && s.strings("write_protected", protect);
+      if (s.error().empty() && early_warning_mb >= capacity_mb) {
+        s.fail(v.as_table()->get("early_warning_mb"), "early_warning_mb",
+               "must be less than cartridge_capacity_mb");
+      }
+      if (s.error().empty() && cartridges > lib.slots) {
+        s.fail(v.as_table()->get("cartridges"), "cartridges", "more cartridges than slots");
+      }
+      if (!done(s)) return false;
+      lib.dir = dir;
+      for (unsigned i = 1; i <= cartridges; ++i) {
+        char number[8];
+        std::snprintf(number, sizeof number, "%03u", i);
+        scsi::emu::CartridgeSpec cart;
+        cart.barcode = barcode_prefix + number + barcode_suffix;
+        cart.capacity = capacity_mb << 20;
+        // Early warning comes `early_warning_mb` before the end.
+        cart.early_warning = (capacity_mb - early_warning_mb) << 20;
+        cart.write_protected =
+            std::find(protect.begin(), protect.end(), cart.barcode) != protect.end();
+        lib.cartridges.push_back(std::move(cart));
+      }
+      c.devices.libraries.push_back(std::move(lib));
+    }
+  }
+  // [disks.NAME]: disk LUNs of the virtual SAN.
+  if (const toml::table* t = table("disks")) {
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      if (!v.is_table()) {
+        error = Section(*t, "disks.", file).where(&v, name) + ": must be a table";
+        return false;
+      }
+      Section s(*v.as_table(), "disks." + name + ".", file);
+      tape::DiskSpec d;
+      d.name = name;
+      std::string path = "san/" + name + ".img";
+      std::uint64_t size_mb = 1024;
+      s.string("path", path) && s.integer("size_mb", size_mb, 1, std::int64_t{1} << 30) &&
+          s.integer("block_size", d.block_length, 512, 4096);
+      if (s.error().empty() && d.block_length != 512 && d.block_length != 4096) {
+        s.fail(v.as_table()->get("block_size"), "block_size", "must be 512 or 4096");
+      }
+      if (!done(s)) return false;
+      d.path = path;
+      d.size = size_mb << 20;
+      c.devices.disks.push_back(std::move(d));
+    }
+  }
+  // [devices.NAME]: real devices (iSCSI LUNs, SCSI generic nodes).
+  if (const toml::table* t = table("devices")) {
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      if (!v.is_table()) {
+        error = Section(*t, "devices.", file).where(&v, name) + ": must be a table";
+        return false;
+      }
+      Section s(*v.as_table(), "devices." + name + ".", file);
+      tape::ExternalSpec x;
+      x.name = name;
+      std::string kind = "tape", url, path;
+      s.string("kind", kind) && s.string("url", url) && s.string("path", path);
+      if (s.error().empty()) {
+        if (kind == "tape") {
+          x.kind = tape::DeviceKind::kTape;
+        } else if (kind == "changer") {
+          x.kind = tape::DeviceKind::kChanger;
+        } else if (kind == "disk") {
+          x.kind = tape::DeviceKind::kDisk;
+        } else if (kind == "other") {
+          x.kind = tape::DeviceKind::kOther;
+        } else {
+          s.fail(v.as_table()->get("kind"), "kind", "must be tape, changer, disk or other");
+        }
+      }
+      if (s.error().empty() && url.empty() == path.empty()) {
+        s.fail(v.as_table(), "url", "give exactly one of url (iscsi://) and path (/dev/sg*)");
+      }
+      if (s.error().empty() && !url.empty() && url.rfind("iscsi://", 0) != 0) {
+        s.fail(v.as_table()->get("url"), "url", "must start with iscsi://");
+      }
+      if (s.error().empty() && !path.empty() && path.rfind("/dev/", 0) != 0) {
+        s.fail(v.as_table()->get("path"), "path", "must be a /dev/ path");
+      }
+      if (!done(s)) return false;
+      x.address = url.empty() ? path : url;
+      const auto line = v.source().begin.line;
+      x.origin = file + (line ? ":" + std::to_string(line) : std::string());
+      c.devices.devices.push_back(std::move(x));
+    }
+  }
   if (const toml::table* t = table("log")) {
     Section s(*t, "log.", file);
     s.string("level", c.log_level);
@@ -452,6 +567,7 @@ bool prepare_state(Config& config, ConfigError& error) {
     error.message = config.state_dir.string() + ": " + ec.message();
     return false;
   }
+  config.devices.state_dir = config.state_dir;
   for (Credential& cred : config.users) {
     if (!load_credential(config, cred, error.message)) return false;
   }

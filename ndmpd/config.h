@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "tape/registry.h"
+
 namespace ndmpd {
 
 enum class AuthMethod { kNone, kText, kMd5 };
@@ -64,6 +66,9 @@ struct Config {
 
   // [exports]
   std::vector<Export> exports;
+
+  // [libraries.NAME], [disks.NAME], [devices.NAME]: the device registry.
+  tape::RegistrySpec devices;
 
   // [log]
   std::string log_level = "info";

@@ -124,6 +124,14 @@ int main(int argc, char** argv) {
   asio::io_context io;
   ndmpd::ServerContext context(config, workers);
   ndmpd::register_tar_butype(context.butypes);
+  std::string device_error;
+  std::shared_ptr<tape::DeviceRegistry> registry =
+      tape::DeviceRegistry::open(config.devices, device_error);
+  if (!registry) {
+    spdlog::critical("devices: {}", device_error);
+    return 1;
+  }
+  context.attach(std::move(registry));
   ndmpd::Server server(io, context);
   if (!server.open(config.listen)) return 1;
   if (!listen_file.empty() && !write_listen_file(listen_file, server.bound_addresses())) {

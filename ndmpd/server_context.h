@@ -13,6 +13,7 @@
 #include "ndmpd/config.h"
 #include "ndmpd/data/butype.h"
 #include "ndmpd/host_info.h"
+#include "tape/registry.h"
 
 namespace ndmpd {
 
@@ -37,9 +38,13 @@ struct ServerContext {
   LoginThrottle throttle;
   const HostInfo host;
   ButypeRegistry butypes;
-  std::vector<DeviceDescription> tapes;     // filled by the device registry
-  std::vector<DeviceDescription> changers;  // and the SCSI devices
+  std::shared_ptr<tape::DeviceRegistry> registry;  // the devices DMAs may open
+  std::vector<DeviceDescription> tapes;            // what CONFIG_GET_TAPE_INFO lists
+  std::vector<DeviceDescription> changers;         // and CONFIG_GET_SCSI_INFO
   boost::asio::thread_pool& workers;
+
+  // Fills `registry` and the descriptions from it.
+  void attach(std::shared_ptr<tape::DeviceRegistry> devices);
 };
 
 }  // namespace ndmpd

@@ -155,8 +155,9 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // The shipped limit is 64 sessions; this measures more.
-  ndmpd::testing::Daemon ndmpd(
-      ndmpd::testing::Daemon::Options::config(std::getenv("BENCH_CONFIG") ? std::getenv("BENCH_CONFIG") : "[limits]\nmax_sessions = 1000\n"));
+  ndmpd::testing::Daemon ndmpd(ndmpd::testing::Daemon::Options::config(
+      std::getenv("BENCH_CONFIG") ? std::getenv("BENCH_CONFIG")
+                                  : "[limits]\nmax_sessions = 1000\n"));
   NdmjobServer peer(ndmjob, ndmpd.dir());
 
   Client a, b;
