@@ -31,11 +31,18 @@ for auth in t m; do
     ilog "probe /4$auth: OK"
 done
 
-# The tape agent's view (CONFIG_GET_TAPE_INFO) answers too.
+# The tape agent's view (CONFIG_GET_TAPE_INFO) lists the embedded
+# library's drives, and the robot agent's (CONFIG_GET_SCSI_INFO) its changer.
 out="$WORK/probe-tape.out"
-run_ndmjob 60 "$out" -q -T "$A/4m,$DMA_USER,$DMA_PASSWORD"
+run_ndmjob 60 "$out" -q -T "$A/4m,$DMA_USER,$DMA_PASSWORD" -R "$A/4m,$DMA_USER,$DMA_PASSWORD"
 op_ok "$out" || { cat "$out" >&2; die "tape agent probe had problems"; }
 expect_in "$out" "Tape Agent 127.0.0.1 NDMPv4"
+expect_in "$out" "tape NDMPD VIRTUAL TAPE"
+expect_in "$out" "device     vtl0.drive0"
+expect_in "$out" "device     vtl0.drive1"
+expect_in "$out" "Robot Agent 127.0.0.1 NDMPv4"
+expect_in "$out" "scsi NDMPD VIRTUAL LIBRARY"
+expect_in "$out" "device     vtl0.changer"
 
 # Wrong passwords, each method.
 out="$WORK/wrong-t.out"

@@ -140,6 +140,77 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_NE(error_of("[server]\nvendor = \n").find(":2:"), std::string::npos);
 }
 
+TEST_F(ConfigTest, DeviceSections) {
+  ConfigError e;
+  const auto c = load_config(write(R"(
+[libraries.vtl0]
+drives = 3
+slots = 10
+import_export = 2
+cartridges = 4
+barcode_prefix = "AB"
+barcode_suffix = "L7"
+cartridge_capacity_mb = 100
+early_warning_mb = 10
+write_protected = ["AB002L7"]
+verify_reads = false
+[disks.lun0]
+path = "san/a.img"
+size_mb = 8
+block_size = 4096
+[devices.tape9]
+kind = "tape"
+url = "iscsi://127.0.0.1:3260/iqn.x:tape/1"
+[devices.robot]
+kind = "changer"
+path = "/dev/sg4"
+)"),
+                             e);
+  ASSERT_TRUE(c) << e.message;
+  ASSERT_EQ(c->devices.libraries.size(), 1u);
+  const auto& lib = c->devices.libraries[0];
+  EXPECT_EQ(lib.name, "vtl0");
+  EXPECT_EQ(lib.dir, "library/vtl0");
+  EXPECT_EQ(lib.drives, 3u);
+  EXPECT_EQ(lib.slots, 10u);
+  EXPECT_EQ(lib.import_export, 2u);
+  EXPECT_FALSE(lib.verify_reads);
+  ASSERT_EQ(lib.cartridges.size(), 4u);
+  EXPECT_EQ(lib.cartridges[0].barcode, "AB001L7");
+  EXPECT_EQ(lib.cartridges[0].capacity, 100u << 20);
+  EXPECT_EQ(lib.cartridges[0].early_warning, 90u << 20);
+  EXPECT_FALSE(lib.cartridges[0].write_protected);
+  EXPECT_TRUE(lib.cartridges[1].write_protected);
+  ASSERT_EQ(c->devices.disks.size(), 1u);
+  EXPECT_EQ(c->devices.disks[0].size, 8u << 20);
+  EXPECT_EQ(c->devices.disks[0].block_length, 4096u);
+  ASSERT_EQ(c->devices.devices.size(), 2u);
+  EXPECT_EQ(c->devices.devices[0].kind, tape::DeviceKind::kChanger);  // "robot" sorts first
+  EXPECT_EQ(c->devices.devices[0].address, "/dev/sg4");
+  EXPECT_EQ(c->devices.devices[1].address, "iscsi://127.0.0.1:3260/iqn.x:tape/1");
+}
+
+TEST_F(ConfigTest, DeviceSectionErrors) {
+  EXPECT_NE(error_of("[libraries.v]\ncartridges = 20\nslots = 4\n").find("more cartridges than slots"),
+            std::string::npos);
+  EXPECT_NE(error_of("[libraries.v]\ncartridge_capacity_mb = 10\nearly_warning_mb = 10\n")
+                .find("libraries.v.early_warning_mb"),
+            std::string::npos);
+  EXPECT_NE(error_of("[libraries.v]\ndrivs = 2\n").find(":2: libraries.v.drivs: unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of("[disks.d]\nblock_size = 1024\n").find("must be 512 or 4096"),
+            std::string::npos);
+  EXPECT_NE(error_of("[devices.x]\nkind = \"tape\"\n").find("give exactly one of url"),
+            std::string::npos);
+  EXPECT_NE(error_of("[devices.x]\nurl = \"http://a\"\n").find("must start with iscsi://"),
+            std::string::npos);
+  EXPECT_NE(error_of("[devices.x]\npath = \"/tmp/sg\"\n").find("must be a /dev/ path"),
+            std::string::npos);
+  EXPECT_NE(error_of("[devices.x]\nkind = \"toaster\"\npath = \"/dev/sg1\"\n")
+                .find("must be tape, changer, disk or other"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, ListenAddresses) {
   std::string h;
   std::uint16_t p = 0;
