@@ -94,6 +94,19 @@ Bytes prevent_allow_medium_removal(bool prevent) {
   return c;
 }
 
+Bytes log_sense(std::uint8_t pc, std::uint8_t page, std::uint8_t subpage, std::uint16_t pointer,
+                std::uint16_t alloc) {
+  if (pc > 3 || page > 0x3F) return {};
+  Bytes c = make(10, 0x4D);
+  c[2] = static_cast<std::uint8_t>(pc << 6 | page);
+  c[3] = subpage;
+  c[5] = static_cast<std::uint8_t>(pointer >> 8);
+  c[6] = static_cast<std::uint8_t>(pointer);
+  c[7] = static_cast<std::uint8_t>(alloc >> 8);
+  c[8] = static_cast<std::uint8_t>(alloc);
+  return c;
+}
+
 // ---- SBC-3 ---------------------------------------------------------------
 
 Bytes read_capacity16(std::uint32_t alloc) {

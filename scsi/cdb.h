@@ -52,6 +52,12 @@ Bytes mode_select10(bool pf, bool sp, std::uint16_t length);
 // field 00b (allow) or 01b (prevent).
 Bytes prevent_allow_medium_removal(bool prevent);
 
+// SPC-4 LOG SENSE command (4Dh): SP byte 1 b0, PC byte 2 b7-6 (1: current
+// cumulative values), PAGE CODE byte 2 b5-0, SUBPAGE byte 3, PARAMETER
+// POINTER 5-6, ALLOCATION LENGTH 7-8.  Empty if pc > 3 or page > 3Fh.
+Bytes log_sense(std::uint8_t pc, std::uint8_t page, std::uint8_t subpage, std::uint16_t pointer,
+                std::uint16_t alloc);
+
 // ---- SBC-3 ---------------------------------------------------------------
 
 // SBC-3 READ CAPACITY(16) command (9Eh, service action 10h).

@@ -76,6 +76,15 @@ class Device {
   // Executes one command.  Blocking; thread-safe.
   virtual Result execute(const Command& command) = 0;
 
+  // A logical unit reset (SAM: LOGICAL UNIT RESET), as NDMP's
+  // SCSI_RESET_DEVICE asks.  Blocking; thread-safe.  Only when can_reset().
+  virtual bool can_reset() const { return false; }
+  virtual Result reset() {
+    Result r;
+    r.transport_error = "this transport cannot reset a logical unit";
+    return r;
+  }
+
   // "iscsi://127.0.0.1:3260/iqn.../1", "/dev/sg3", "emulated:vtl0.drive0".
   virtual std::string describe() const = 0;
 };

@@ -28,6 +28,8 @@ struct Pending {
   // libiscsi's error text when the callback ran: what it does next (try to
   // reconnect, say) overwrites the cause.
   std::string error;
+  // A task management function's response (RFC 7143 11.6.1), when it ran.
+  std::uint32_t tmf_response = 0xFF;
 };
 
 std::string error_text(iscsi_context* ctx) {
@@ -41,6 +43,13 @@ void on_done(iscsi_context* ctx, int status, void*, void* private_data) {
   p->status = status;
   p->done = true;
   if (status != SCSI_STATUS_GOOD) p->error = error_text(ctx);
+}
+
+// A task management function's callback: data is its response code.
+void on_tmf_done(iscsi_context* ctx, int status, void* data, void* private_data) {
+  auto* p = static_cast<Pending*>(private_data);
+  if (status == SCSI_STATUS_GOOD && data) p->tmf_response = *static_cast<std::uint32_t*>(data);
+  on_done(ctx, status, data, private_data);
 }
 
 enum class Pumped { kDone, kTimedOut, kFailed };
@@ -307,6 +316,34 @@ bool IscsiDevice::ensure_session(std::string& error) {
   error = "session lost and " + std::to_string(attempts) + " login attempt" +
           (attempts > 1 ? "s" : "") + " failed; last: " + last;
   return false;
+}
+
+Result IscsiDevice::reset() {
+  InTurn turn(mutex_, turn_, next_ticket_, serving_);
+  Result result;
+  SigpipeBlocked no_sigpipe;
+  std::string error;
+  if (!ensure_session(error)) {
+    result.transport_error = describe() + ": " + error;
+    return result;
+  }
+  Pending pending;
+  if (iscsi_task_mgmt_lun_reset_async(session_, target_->lun, on_tmf_done, &pending) != 0) {
+    result.transport_error = describe() + ": LUN reset not sent: " + error_text(session_);
+    drop_session();
+    return result;
+  }
+  const Pumped p = pump(session_, pending, Clock::now() + options_.login_timeout, error);
+  if (p != Pumped::kDone || !pending.done || pending.status != SCSI_STATUS_GOOD) {
+    result.transport_error = describe() + ": LUN reset failed" +
+                             (pending.error.empty() ? std::string() : ": " + pending.error);
+    drop_session();
+  } else if (pending.tmf_response != ISCSI_TMR_FUNC_COMPLETE) {
+    // The target refused (function not supported, say): the session stays.
+    result.transport_error =
+        describe() + ": LUN reset refused, response " + std::to_string(pending.tmf_response);
+  }
+  return result;
 }
 
 Result IscsiDevice::execute(const Command& command) {

@@ -70,6 +70,11 @@ class IscsiDevice : public Device {
   // A command that breaks this is not sent (transport_error says why).
   Result execute(const Command& command) override;
 
+  // LOGICAL UNIT RESET task management function, bounded by the login
+  // timeout.
+  bool can_reset() const override { return true; }
+  Result reset() override;
+
   // The URL without credentials.
   std::string describe() const override;
 

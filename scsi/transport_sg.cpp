@@ -67,6 +67,16 @@ SgDevice::~SgDevice() {
   scsi_pt_close_device(fd_);
 }
 
+Result SgDevice::reset() {
+  InTurn turn(mutex_, turn_, next_ticket_, serving_);
+  Result r;
+  int what = SG_SCSI_RESET_DEVICE;
+  if (::ioctl(fd_, SG_SCSI_RESET, &what) != 0) {
+    r.transport_error = path_ + ": SG_SCSI_RESET: " + std::strerror(errno);
+  }
+  return r;
+}
+
 Result SgDevice::execute(const Command& command) {
   InTurn turn(mutex_, turn_, next_ticket_, serving_);
   Result result;

@@ -39,6 +39,10 @@ class SgDevice : public Device {
   // (transport_error says why).
   Result execute(const Command& command) override;
 
+  // SG_SCSI_RESET with SG_SCSI_RESET_DEVICE (a logical unit reset).
+  bool can_reset() const override { return true; }
+  Result reset() override;
+
   // The path it was opened with.
   std::string describe() const override { return path_; }
 

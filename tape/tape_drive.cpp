@@ -267,6 +267,34 @@ TapeDrive::Mode TapeDrive::mode() {
   return m;
 }
 
+TapeDrive::Capacity TapeDrive::capacity() {
+  Capacity c;
+  std::uint8_t buf[64] = {};
+  const scsi::Result r = run_in(cdb::log_sense(1, 0x31, 0, 0, sizeof buf), buf, timeouts_.quick);
+  c.status = classify(r);
+  if (!c.status.ok()) return c;
+  // Parameters after the 4-byte page header: code (2), control, length, value.
+  const std::size_t n = std::min<std::size_t>(r.data_in, sizeof buf);
+  bool have_total = false, have_remaining = false;
+  for (std::size_t at = 4; at + 4 <= n;) {
+    const std::uint16_t code = static_cast<std::uint16_t>(buf[at] << 8 | buf[at + 1]);
+    const std::size_t len = buf[at + 3];
+    if (at + 4 + len > n) break;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < len; ++i) v = v << 8 | buf[at + 4 + i];
+    if (code == 1) {
+      c.remaining = v << 20;  // MiB
+      have_remaining = true;
+    } else if (code == 3) {
+      c.total = v << 20;
+      have_total = true;
+    }
+    at += 4 + len;
+  }
+  if (!have_total || !have_remaining) c.status.condition = Condition::kOther;
+  return c;
+}
+
 Status TapeDrive::set_block_length(std::uint32_t block_length) {
   // Keep the density and buffered mode the drive reports.
   const Mode now = mode();

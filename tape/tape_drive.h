@@ -96,6 +96,15 @@ class TapeDrive {
     std::uint8_t buffered_mode = 0;
   };
   Mode mode();
+  struct Capacity {
+    Status status;
+    std::uint64_t total = 0;      // bytes the cartridge holds
+    std::uint64_t remaining = 0;  // bytes left after end of data
+  };
+  // LOG SENSE, tape capacity page (31h); kIllegalRequest if the drive has
+  // no such page.
+  Capacity capacity();
+
   // MODE SELECT with a block descriptor: 0 selects variable block mode.
   Status set_block_length(std::uint32_t block_length);
   Status prevent_removal(bool prevent);

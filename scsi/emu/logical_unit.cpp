@@ -60,6 +60,14 @@ void LogicalUnit::set_unit_attention(std::uint8_t asc, std::uint8_t ascq) {
   ua_ascq_ = ascq;
 }
 
+void LogicalUnit::reset() {
+  std::lock_guard lock(mutex_);
+  reset_class();
+  unit_attention_ = true;
+  ua_asc_ = 0x29;
+  ua_ascq_ = 0x03;
+}
+
 Result LogicalUnit::execute(std::span<const std::uint8_t> cdb,
                             std::span<const std::uint8_t> data_out,
                             std::span<std::uint8_t> data_in) {

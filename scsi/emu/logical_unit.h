@@ -62,6 +62,11 @@ class LogicalUnit {
   // command that is not INQUIRY, REPORT LUNS or REQUEST SENSE.
   void set_unit_attention(std::uint8_t asc, std::uint8_t ascq);
 
+  // LOGICAL UNIT RESET: the class forgets its transient state (reset_class),
+  // and the next command gets UNIT ATTENTION 29/03 (logical unit reset
+  // occurred).
+  void reset();
+
  protected:
   // The device class's commands.  Called with the unit's mutex held.
   virtual Result execute_class(std::span<const std::uint8_t> cdb,
@@ -72,6 +77,9 @@ class LogicalUnit {
   // Device-specific VPD pages (besides 00h, 80h, 83h): empty if unknown.
   virtual Bytes vpd_page(std::uint8_t page) const;
   virtual std::vector<std::uint8_t> extra_vpd_pages() const { return {}; }
+  // What a logical unit reset clears in the device class (called with the
+  // unit's mutex held).
+  virtual void reset_class() {}
 
   // The lock all of a unit's state is under (for units whose state is
   // also changed from outside execute(), such as a drive the changer loads).
@@ -132,6 +140,11 @@ class EmulatedDevice : public Device {
   EmulatedDevice(std::shared_ptr<LogicalUnit> unit, std::string name)
       : unit_(std::move(unit)), name_(std::move(name)) {}
   Result execute(const Command& command) override;
+  bool can_reset() const override { return true; }
+  Result reset() override {
+    unit_->reset();
+    return {};
+  }
   std::string describe() const override { return "emulated:" + name_; }
   const std::shared_ptr<LogicalUnit>& unit() const { return unit_; }
 

@@ -22,6 +22,7 @@ enum Opcode : std::uint8_t {
   kPreventAllow = 0x1E,
   kLocate10 = 0x2B,
   kReadPosition = 0x34,
+  kLogSense = 0x4D,
   kModeSelect10 = 0x55,
   kModeSense10 = 0x5A,
   kSpace16 = 0x91,
@@ -170,6 +171,8 @@ Result SscDrive::execute_class(std::span<const std::uint8_t> cdb,
       return {};
     case kLoadUnload:
       return load_unload(cdb);
+    case kLogSense:
+      return log_sense(cdb, data_in);
     default:
       break;
   }
@@ -447,6 +450,40 @@ Result SscDrive::read_position(std::span<const std::uint8_t> cdb, std::span<std:
     return respond(r, data_in);
   }
   return invalid_field_in_cdb(1);
+}
+
+Result SscDrive::log_sense(std::span<const std::uint8_t> cdb, std::span<std::uint8_t> data_in) {
+  const std::uint8_t pc = cdb[2] >> 6;
+  const std::uint8_t page = cdb[2] & 0x3F;
+  const std::size_t alloc = std::min<std::size_t>(get_be(cdb, 7, 2), data_in.size());
+  if (cdb[3] != 0) return invalid_field_in_cdb(3);             // no subpages
+  if (get_be(cdb, 5, 2) != 0) return invalid_field_in_cdb(5);  // parameter pointer
+  if (pc != 1) return invalid_field_in_cdb(2, 6);              // only current cumulative values
+  Bytes r(4, 0);
+  r[0] = page;
+  if (page == 0x00) {  // supported log pages
+    r.push_back(0x00);
+    r.push_back(0x31);
+  } else if (page == 0x31) {
+    // Tape capacity (SSC-4): remaining and maximum capacity of the main
+    // partition in MiB; there is no alternate partition.
+    if (!cartridge_ || !loaded_) return not_ready();
+    const std::uint64_t capacity = cartridge_->attributes().capacity;
+    const std::uint64_t used = std::min(cartridge_->bytes_used(), capacity);
+    const std::uint64_t values[4] = {(capacity - used) >> 20, 0, capacity >> 20, 0};
+    for (std::uint16_t code = 1; code <= 4; ++code) {
+      Bytes p(8, 0);
+      put_be(p, 0, 2, code);
+      p[2] = 0x03;  // binary format list, as SSC-4 gives for these parameters
+      p[3] = 4;
+      put_be(p, 4, 4, std::min<std::uint64_t>(values[code - 1], 0xFFFFFFFFu));
+      r.insert(r.end(), p.begin(), p.end());
+    }
+  } else {
+    return invalid_field_in_cdb(2);
+  }
+  put_be(r, 2, 2, r.size() - 4);
+  return respond(r, data_in.first(alloc));
 }
 
 Result SscDrive::load_unload(std::span<const std::uint8_t> cdb) {

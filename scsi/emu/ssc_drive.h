@@ -5,7 +5,7 @@
 // (EOM, 00/02) and VOLUME OVERFLOW, write protection (DATA PROTECT 27/00),
 // READ POSITION (short and long), LOCATE(10/16), SPACE(6/16), WRITE
 // FILEMARKS, ERASE, REWIND, LOAD UNLOAD, TEST UNIT READY (NOT READY 3A/00
-// when empty), PREVENT ALLOW MEDIUM REMOVAL.
+// when empty), PREVENT ALLOW MEDIUM REMOVAL, LOG SENSE (tape capacity).
 //
 // A cartridge comes and goes through insert()/remove() (the changer moves
 // it); inserting one raises UNIT ATTENTION 28/00 as a real drive does.
@@ -52,6 +52,7 @@ class SscDrive : public LogicalUnit {
   Result test_unit_ready() override;
   Bytes vpd_page(std::uint8_t page) const override;
   std::vector<std::uint8_t> extra_vpd_pages() const override { return {0xB0}; }
+  void reset_class() override { prevent_removal_ = false; }
 
  private:
   Result not_ready() const;
@@ -62,6 +63,7 @@ class SscDrive : public LogicalUnit {
   Result locate(std::uint64_t object);
   Result read_position(std::span<const std::uint8_t> cdb, std::span<std::uint8_t> data_in);
   Result load_unload(std::span<const std::uint8_t> cdb);
+  Result log_sense(std::span<const std::uint8_t> cdb, std::span<std::uint8_t> data_in);
   Result mode_sense(std::span<const std::uint8_t> cdb, std::span<std::uint8_t> data_in);
   Result mode_select(std::span<const std::uint8_t> cdb, std::span<const std::uint8_t> data_out);
   Result medium_error(std::uint8_t asc, std::uint8_t ascq, const std::string& why);

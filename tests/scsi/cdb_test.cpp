@@ -101,6 +101,13 @@ TEST(CdbSpc, PreventAllowMediumRemoval) {
   EXPECT_EQ(prevent_allow_medium_removal(true), from_libiscsi(scsi_cdb_preventallow(1)));
 }
 
+TEST(CdbSpc, LogSense) {
+  EXPECT_EQ(log_sense(1, 0x31, 0, 0, 64), hex("4d 00 71 00 00 00 00 00 40 00"));
+  EXPECT_EQ(log_sense(3, 0x00, 0x05, 0x0102, 0x0304), hex("4d 00 c0 05 00 01 02 03 04 00"));
+  EXPECT_TRUE(log_sense(4, 0x31, 0, 0, 64).empty());
+  EXPECT_TRUE(log_sense(1, 0x40, 0, 0, 64).empty());
+}
+
 // ---- SBC-3 ---------------------------------------------------------------
 
 TEST(CdbSbc, ReadCapacity16) {

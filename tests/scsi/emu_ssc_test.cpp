@@ -368,6 +368,66 @@ TEST_F(SscDriveTest, UnloadThenLoad) {
   EXPECT_EQ(read(10).data, Bytes(10, 1));
 }
 
+TEST_F(SscDriveTest, LogSenseTapeCapacity) {
+  const Exec list = run(*drive_, cdb::log_sense(1, 0x00, 0, 0, 64), 64);
+  ASSERT_TRUE(list.good());
+  EXPECT_EQ(list.data, (Bytes{0x00, 0x00, 0x00, 0x02, 0x00, 0x31}));
+  const Exec before = run(*drive_, cdb::log_sense(1, 0x31, 0, 0, 64), 64);
+  ASSERT_TRUE(before.good());
+  ASSERT_EQ(before.data.size(), 4u + 4 * 8);
+  EXPECT_EQ(before.data[0], 0x31);
+  auto value = [](const Bytes& page, std::uint16_t code) -> std::uint32_t {
+    for (std::size_t at = 4; at + 8 <= page.size(); at += 8) {
+      if ((page[at] << 8 | page[at + 1]) == code && page[at + 3] == 4) {
+        return static_cast<std::uint32_t>(page[at + 4] << 24 | page[at + 5] << 16 |
+                                          page[at + 6] << 8 | page[at + 7]);
+      }
+    }
+    ADD_FAILURE() << "no parameter " << code;
+    return 0;
+  };
+  EXPECT_EQ(value(before.data, 3), 8u);  // 8 MiB cartridge
+  EXPECT_EQ(value(before.data, 1), 8u);  // nothing written yet
+  ASSERT_TRUE(write(Bytes(3u << 20, 7)).good());
+  const Exec after = run(*drive_, cdb::log_sense(1, 0x31, 0, 0, 64), 64);
+  ASSERT_TRUE(after.good());
+  EXPECT_EQ(value(after.data, 3), 8u);
+  EXPECT_LE(value(after.data, 1), 5u);
+  EXPECT_GE(value(after.data, 1), 4u);
+  // The allocation length truncates; unknown pages, subpages, other page
+  // controls and a parameter pointer are refused.
+  EXPECT_EQ(run(*drive_, cdb::log_sense(1, 0x31, 0, 0, 8), 8).data.size(), 8u);
+  EXPECT_TRUE(run(*drive_, cdb::log_sense(1, 0x2E, 0, 0, 64), 64)
+                  .is(SenseKey::kIllegalRequest, 0x24, 0x00));
+  EXPECT_TRUE(run(*drive_, cdb::log_sense(1, 0x31, 1, 0, 64), 64)
+                  .is(SenseKey::kIllegalRequest, 0x24, 0x00));
+  EXPECT_TRUE(run(*drive_, cdb::log_sense(0, 0x31, 0, 0, 64), 64)
+                  .is(SenseKey::kIllegalRequest, 0x24, 0x00));
+  EXPECT_TRUE(run(*drive_, cdb::log_sense(1, 0x31, 0, 1, 64), 64)
+                  .is(SenseKey::kIllegalRequest, 0x24, 0x00));
+  // An empty drive has no capacity to report.
+  ASSERT_TRUE(run(*drive_, cdb::load_unload(false, false, false, false, false)).good());
+  EXPECT_TRUE(
+      run(*drive_, cdb::log_sense(1, 0x31, 0, 0, 64), 64).is(SenseKey::kNotReady, 0x04, 0x02));
+}
+
+TEST_F(SscDriveTest, LogicalUnitResetRaisesUnitAttentionAndAllowsRemoval) {
+  ASSERT_TRUE(write(Bytes(10, 1)).good());
+  ASSERT_TRUE(run(*drive_, cdb::prevent_allow_medium_removal(true)).good());
+  std::string error;
+  EXPECT_EQ(drive_->remove(error), nullptr);
+  emu::EmulatedDevice device(drive_, "vtl.drive0");
+  ASSERT_TRUE(device.can_reset());
+  EXPECT_TRUE(device.reset().ok());
+  EXPECT_TRUE(run(*drive_, cdb::test_unit_ready()).is(SenseKey::kUnitAttention, 0x29, 0x03));
+  EXPECT_TRUE(run(*drive_, cdb::test_unit_ready()).good());
+  // The medium stays where it was; the reset released the prevention.
+  EXPECT_EQ(position(), 1u);
+  auto cartridge = drive_->remove(error);
+  EXPECT_NE(cartridge, nullptr) << error;
+  drive_->insert(std::move(cartridge));
+}
+
 TEST_F(SscDriveTest, MalformedCdbsAreRefusedNotMisread) {
   EXPECT_TRUE(run(*drive_, Bytes{0x08, 0, 0}, 10).is(SenseKey::kIllegalRequest, 0x24, 0x00));
   EXPECT_TRUE(run(*drive_, Bytes{0xE0, 0, 0, 0, 0, 0}).is(SenseKey::kIllegalRequest, 0x20, 0x00));

@@ -435,6 +435,19 @@ TEST_F(IscsiTransport, UnitAttentionsReachTheCaller) {
   EXPECT_TRUE(run(*d, {0x00, 0, 0, 0, 0, 0}).ok());
 }
 
+TEST_F(IscsiTransport, LogicalUnitResetIsATaskManagementFunction) {
+  auto d = open(tgt_->disk1_url);
+  ASSERT_NE(d, nullptr);
+  clear_unit_attentions(*d);
+  ASSERT_TRUE(d->can_reset());
+  const Result r = d->reset();
+  EXPECT_TRUE(r.transport_error.empty()) << r.transport_error;
+  // The session survives it and the unit still answers, after whatever
+  // unit attention the reset raised.
+  clear_unit_attentions(*d);
+  EXPECT_TRUE(run(*d, {0x00, 0, 0, 0, 0, 0}).ok());
+}
+
 TEST_F(IscsiTransport, DiskCapacityAndWriteReadRoundTrip) {
   auto d = open(tgt_->disk0_url);
   ASSERT_NE(d, nullptr);

@@ -163,6 +163,19 @@ TEST_F(TapeDriveFaults, TransportFailureAndDelay) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
 }
 
+TEST_F(TapeDriveFaults, CapacityFromTheLogPage) {
+  TapeDrive::Capacity c = drive_->capacity();
+  ASSERT_TRUE(c.status.ok());
+  EXPECT_EQ(c.total, 16u << 20);
+  EXPECT_EQ(c.remaining, 16u << 20);
+  ASSERT_TRUE(drive_->write(Bytes(2u << 20, 3)).ok());
+  c = drive_->capacity();
+  ASSERT_TRUE(c.status.ok());
+  EXPECT_EQ(c.total, 16u << 20);
+  EXPECT_LT(c.remaining, 15u << 20);
+  EXPECT_GE(c.remaining, 13u << 20);
+}
+
 TEST_F(TapeDriveFaults, FixedBlocksAndModes) {
   ASSERT_TRUE(drive_->set_block_length(1024).ok());
   EXPECT_EQ(drive_->mode().block_length, 1024u);
