@@ -21,6 +21,8 @@ std::shared_ptr<const Dispatcher> Dispatcher::create() {
   auto d = std::make_shared<Dispatcher>();
   register_connect_handlers(*d);
   register_config_handlers(*d);
+  register_tape_handlers(*d);
+  register_scsi_handlers(*d);
   register_test_extension(*d);
   return d;
 }

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 
+#include "ndmpd/devices.h"
 #include "ndmpd/outbox.h"
 #include "ndmpd/server_context.h"
 #include "ndmpd/session_state.h"
@@ -75,6 +76,15 @@ class SessionContext {
   const std::uint64_t id;  // for logs
   SessionState state;
   std::uint32_t request_sequence = 0;  // of the request being handled
+
+  // The devices this session has open (TAPE_OPEN, SCSI_OPEN).
+  std::unique_ptr<OpenTape> tape;
+  std::unique_ptr<OpenScsi> scsi;
+
+  // Closes whatever the session holds, as TAPE_CLOSE / SCSI_CLOSE would
+  // (the implicit filemark included), whatever happens: the session is
+  // ending.  Blocking work runs on the worker pool.
+  boost::asio::awaitable<void> release_devices();
 
   // "[s12 127.0.0.1:40522 ndmp]" for log lines.
   std::string tag() const;
@@ -143,6 +153,8 @@ class Dispatcher {
 // Registration, one function per NDMP interface (handlers/*.cpp).
 void register_connect_handlers(Dispatcher& d);
 void register_config_handlers(Dispatcher& d);
+void register_tape_handlers(Dispatcher& d);
+void register_scsi_handlers(Dispatcher& d);
 void register_test_extension(Dispatcher& d);
 
 // The extension class of a message code (its top 16 bits); 0 for the core.

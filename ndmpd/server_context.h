@@ -12,6 +12,7 @@
 #include "ndmpd/auth.h"
 #include "ndmpd/config.h"
 #include "ndmpd/data/butype.h"
+#include "ndmpd/devices.h"
 #include "ndmpd/host_info.h"
 #include "tape/registry.h"
 
@@ -39,6 +40,7 @@ struct ServerContext {
   const HostInfo host;
   ButypeRegistry butypes;
   std::shared_ptr<tape::DeviceRegistry> registry;  // the devices DMAs may open
+  DeviceLocks locks;                               // which session holds which
   std::vector<DeviceDescription> tapes;            // what CONFIG_GET_TAPE_INFO lists
   std::vector<DeviceDescription> changers;         // and CONFIG_GET_SCSI_INFO
   boost::asio::thread_pool& workers;

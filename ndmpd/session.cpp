@@ -103,6 +103,9 @@ asio::awaitable<void> Session::run() {
   }
   co_await drain(kDrainLimit);
   close();
+  // Whatever the session held goes back (an implicit filemark first), so
+  // that another session can open it at once.
+  co_await context_.release_devices();
   spdlog::info("{} closed", context_.tag());
   if (on_closed_) on_closed_(this);
 }

@@ -65,7 +65,7 @@ Inventory MediaChanger::inventory() {
   const auto layout = page ? parse::element_address_assignment(*page) : std::nullopt;
   if (!layout) {
     inv.status.condition = Condition::kOther;
-    inv.status.transport_error = "no element address assignment page";
+    inv.status.detail = "no element address assignment page";
     return inv;
   }
   struct Range {
@@ -110,7 +110,7 @@ Inventory MediaChanger::inventory() {
     const auto status = parse::read_element_status(std::span(buf.data(), n));
     if (!status) {
       inv.status.condition = Condition::kOther;
-      inv.status.transport_error = "READ ELEMENT STATUS data does not parse";
+      inv.status.detail = "READ ELEMENT STATUS data does not parse";
       return inv;
     }
     for (const parse::ElementStatusPage& p : status->pages) {

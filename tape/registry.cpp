@@ -11,6 +11,7 @@
 
 #include "scsi/transport_iscsi.h"
 #include "scsi/transport_sg.h"
+#include "tape/changer_quirks.h"
 #include "tape/tape_drive.h"
 
 namespace tape {
@@ -66,11 +67,28 @@ class ReopeningDevice : public scsi::Device {
     // it exists, so `d` stays valid.
     return d->execute(command);
   }
+  bool can_reset() const override {
+    std::lock_guard lock(mutex_);
+    return !device_ || device_->can_reset();
+  }
+  scsi::Result reset() override {
+    scsi::Device* d = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (!device_) {
+        scsi::Result r;
+        r.transport_error = "cannot reset " + address_ + ": not open";
+        return r;
+      }
+      d = device_.get();
+    }
+    return d->reset();
+  }
   std::string describe() const override { return address_; }
 
  private:
   std::string address_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::unique_ptr<scsi::Device> device_;
 };
 
@@ -176,7 +194,11 @@ std::unique_ptr<DeviceRegistry> DeviceRegistry::open(const RegistrySpec& spec, s
       return nullptr;
     }
     if (!first) spdlog::warn("device {} ({}): {}; will retry on use", x.name, x.address, why);
-    auto dev = std::make_shared<ReopeningDevice>(x.address, std::move(first));
+    std::shared_ptr<scsi::Device> dev =
+        std::make_shared<ReopeningDevice>(x.address, std::move(first));
+    // A changer whose element status reports need rebuilding gets them
+    // rebuilt (changer_quirks.h); others pass through it untouched.
+    if (x.kind == DeviceKind::kChanger) dev = std::make_shared<ElementStatusRepair>(dev);
     if (!reg->add({x.name, x.kind, dev, std::nullopt, false}, error)) return nullptr;
   }
   return reg;

@@ -48,7 +48,7 @@ std::string_view to_string(Condition c) {
 
 std::string Status::describe() const {
   std::string s(to_string(condition));
-  if (!transport_error.empty()) return s + ": " + transport_error;
+  if (!detail.empty()) return s + ": " + detail;
   if (sense) s += " (" + sense->describe() + ")";
   if (residue_valid) s += " residue " + std::to_string(residue);
   return s;
@@ -58,13 +58,13 @@ Status classify(const scsi::Result& r) {
   Status s;
   if (!r.transport_error.empty()) {
     s.condition = Condition::kTransport;
-    s.transport_error = r.transport_error;
+    s.detail = r.transport_error;
     return s;
   }
   if (r.status == scsi::Status::kGood || r.status == scsi::Status::kConditionMet) return s;
   if (r.status != scsi::Status::kCheckCondition) {
     s.condition = Condition::kOther;
-    s.transport_error = "SCSI status " + std::to_string(static_cast<int>(r.status));
+    s.detail = "SCSI status " + std::to_string(static_cast<int>(r.status));
     return s;
   }
   s.sense = scsi::decode_sense(r.sense);

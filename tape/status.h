@@ -46,7 +46,9 @@ struct Status {
   bool eom = false;  // the EOM bit (early warning, BOP, overflow)
   bool ili = false;
   std::optional<scsi::Sense> sense;
-  std::string transport_error;
+  // What went wrong, in words: the transport's error, a status that is not
+  // CHECK CONDITION, data that does not parse, a refused motion.
+  std::string detail;
 
   bool ok() const { return condition == Condition::kOk; }
   // "END OF DATA (BLANK CHECK 00/05 ...)" for logs and errors.

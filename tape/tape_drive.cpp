@@ -202,7 +202,9 @@ TapeDrive::Position TapeDrive::read_position() {
   p.status = classify(r);
   if (p.status.ok()) {
     const auto l = parse::read_position_long(std::span(buf, r.data_in));
-    if (l && !l->lonu) {
+    // Reserved bits of byte 0 set (tgt 1.0.85 puts the data length there):
+    // not the long form at all, whatever the rest says.
+    if (l && !l->lonu && (buf[0] & 0x32) == 0) {
       p.object = l->logical_object;
       if (!l->mpu) p.file = l->logical_file;
       p.bop = l->bop;

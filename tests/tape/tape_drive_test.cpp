@@ -154,7 +154,7 @@ TEST_F(TapeDriveFaults, TransportFailureAndDelay) {
   faulty_->transport_error_on_command(1, "connection reset");
   const Status s = drive_->write(Bytes(10));
   EXPECT_EQ(s.condition, Condition::kTransport);
-  EXPECT_EQ(s.transport_error, "connection reset");
+  EXPECT_EQ(s.detail, "connection reset");
   // The injected failure did not reach the drive: nothing was written.
   EXPECT_EQ(drive_->read_position().object, 0u);
   faulty_->delay(std::chrono::milliseconds(100));
