@@ -149,8 +149,23 @@ asio::awaitable<void> Session::reader() {
         co_await space_.async_wait(kToken);
       }
       busy_ = true;
-      co_await dispatcher_->dispatch(context_, *header, ndmp::xdr::body_of(record));
+      // A request whose handler fails unexpectedly (throws) ends the session:
+      // the DMA gets UNDEFINED_ERR for it, and what the session held is
+      // released as on any other end.  The exception must not leave this
+      // coroutine: it would strand the watchdog running beside it.
+      bool failed = false;
+      try {
+        co_await dispatcher_->dispatch(context_, *header, ndmp::xdr::body_of(record));
+      } catch (const std::exception& e) {
+        spdlog::error("{} {} failed: {}; session failed, closing it", context_.tag(),
+                      ndmp::xdr::message_name(header->message_code), e.what());
+        failed = true;
+      }
       busy_ = false;
+      if (failed) {
+        context_.outbox.reply(header->message_code, header->sequence, NDMP4_UNDEFINED_ERR, {});
+        co_return;
+      }
       last_activity_ = std::chrono::steady_clock::now();
       if (context_.state.closing || shutting_down_ || phase_ != Phase::kRunning) co_return;
     }

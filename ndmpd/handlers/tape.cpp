@@ -166,7 +166,7 @@ asio::awaitable<Reply> tape_open(SessionContext& s, const ndmp4_tape_open_reques
     t->head->set_position(at);
     if (!p.status.ok()) {
       spdlog::debug("{} tape {}: no usable READ POSITION ({}), the host positions the drive",
-                   s.tag(), name, p.status.describe());
+                    s.tag(), name, p.status.describe());
     }
   }
   spdlog::info("{} TAPE_OPEN {} ({})", s.tag(), name,
@@ -308,8 +308,15 @@ MtioResult mtio(OpenTape& t, ndmp4_tape_mtio_op op, std::uint32_t count) {
     }
     case NDMP4_MTIO_REW:
     case NDMP4_MTIO_OFF: {
-      tape::Status st = settle_pending_filemark(t);
-      if (st.ok()) st = h.rewind();
+      // The filemark owed to the records written; if it cannot be written
+      // (no room left past the end of the medium), the rewind still goes
+      // ahead: a DMA must be able to get its cartridge back.
+      if (const tape::Status fm = settle_pending_filemark(t); !fm.ok()) {
+        spdlog::warn("tape {}: the implicit filemark before {} failed: {}", t.name,
+                     op == NDMP4_MTIO_REW ? "REW" : "OFF", fm.describe());
+        t.pending_filemark = false;
+      }
+      tape::Status st = h.rewind();
       if (st.ok() && op == NDMP4_MTIO_OFF) {
         st = h.unload();
         if (st.ok()) t.loaded = false;

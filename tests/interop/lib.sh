@@ -19,8 +19,8 @@ cleanup() {
 trap cleanup EXIT
 
 # start_ndmpd NDMPD_BINARY SOURCE_DIR [extra args...]
-# Starts ndmpd on the shipped configuration with a login dma/$DMA_PASSWORD;
-# sets NDMPD_PID, NDMPD_PORT, NDMPD_STATE, NDMPD_LOG.
+# Starts ndmpd on the shipped configuration (or $NDMPD_CONFIG) with a login
+# dma/$DMA_PASSWORD; sets NDMPD_PID, NDMPD_PORT, NDMPD_STATE, NDMPD_LOG.
 DMA_USER=dma
 DMA_PASSWORD="interop-$$-pw"
 start_ndmpd() {
@@ -30,7 +30,7 @@ start_ndmpd() {
     printf '%s\n' "$DMA_PASSWORD" >"$WORK/dma.password"
     chmod 600 "$WORK/dma.password"
     rm -f "$WORK/listen"
-    "$bin" --config "$src/conf/ndmpd.toml" --listen 127.0.0.1:0 \
+    "$bin" --config "${NDMPD_CONFIG:-$src/conf/ndmpd.toml}" --listen 127.0.0.1:0 \
         --state-dir "$NDMPD_STATE" --user "$DMA_USER" --password-file "$WORK/dma.password" \
         --listen-file "$WORK/listen" --foreground "$@" >"$NDMPD_LOG" 2>&1 &
     NDMPD_PID=$!
@@ -77,11 +77,35 @@ ndmjob_cmd() {
     NJ+=("$NDMJOB")
 }
 
-# run_ndmjob SECONDS OUTFILE args...: ndmjob -v with a time limit.
+# run_ndmjob SECONDS OUTFILE args...: ndmjob -v with a time limit, with
+# the shim that fixes the DMA's own bugs ($NDMJOB_SHIM, tests/interop/
+# ndmjob_shim.c) preloaded when it is given.
 run_ndmjob() {
     local t="$1" out="$2"; shift 2
     ndmjob_cmd
-    timeout -k 5 "$t" "${NJ[@]}" -v "$@" >"$out" 2>&1 </dev/null
+    local preload=()
+    [ -n "${NDMJOB_SHIM:-}" ] && preload=(env "LD_PRELOAD=$NDMJOB_SHIM")
+    timeout -k 5 "$t" "${preload[@]}" "${NJ[@]}" -v "$@" >"$out" 2>&1 </dev/null
+}
+
+# The robot's report (ndmjob -o init-elem-status, or -q with -R): element
+# at ADDR holds BARCODE / is empty.
+holds() {  # holds FILE ADDR BARCODE
+    grep -qE "@$2 +[A-Z]+ +Full +(\?access=denied\? )?PVolTag\($3," "$1" ||
+        { echo "--- $1:" >&2; cat "$1" >&2; die "element $2 does not hold $3"; }
+}
+empty() {  # empty FILE ADDR
+    grep -qE "@$2 +[A-Z]+ +Empty" "$1" ||
+        { echo "--- $1:" >&2; cat "$1" >&2; die "element $2 is not empty"; }
+}
+
+# ndmjob's test suites: the FINAL line with no failed or almost-passed step.
+suite_passed() {  # suite_passed FILE SUITE
+    if ! grep -qE "FINAL $2 Passed -- pass=[0-9]+ warn=0 fail=0" "$1" ||
+        grep -qE '^Test .* -- (Failed|Almost)' "$1"; then
+        grep -E 'FINAL|Test .* -- (Failed|Almost)|DATA' "$1" >&2
+        die "$2 did not pass every step"
+    fi
 }
 
 # ndmjob exits 0 even when an operation fails: judge by its output.
