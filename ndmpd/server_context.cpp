@@ -32,7 +32,8 @@ DeviceDescription describe(const tape::DeviceRegistry::Entry& e) {
   d.capabilities.emplace_back("DEVICE_TYPE", std::string(tape::to_string(e.kind)));
   d.capabilities.emplace_back("TRANSPORT", e.device->describe());
   if (e.kind == tape::DeviceKind::kTape) {
-    d.attr = NDMP4_TAPE_ATTR_REWIND | NDMP4_TAPE_ATTR_UNLOAD;
+    // What TAPE_MTIO REW and OFF and TAPE_OPEN's RAW mode do on this drive.
+    d.attr = NDMP4_TAPE_ATTR_REWIND | NDMP4_TAPE_ATTR_UNLOAD | NDMP4_TAPE_ATTR_RAW;
   }
   return d;
 }

@@ -333,6 +333,21 @@ TEST_F(TapeService, ImplicitFilemarkOnCloseAndRewind) {
   ASSERT_EQ(t.write(pattern(512, 2)).first, NDMP4_NO_ERR);
   ASSERT_EQ(t.mtio_ok(NDMP4_MTIO_REW, 1), NDMP4_NO_ERR);
   EXPECT_EQ(t.mtio(NDMP4_MTIO_FSF, 3), std::make_pair(NDMP4_NO_ERR, 1u));
+  // OFF: rewound and unloaded (after the filemark a write is owed); the
+  // drive then has no tape until the changer takes the cartridge away.
+  ASSERT_EQ(t.write(pattern(512, 3)).first, NDMP4_NO_ERR);
+  ASSERT_EQ(t.mtio_ok(NDMP4_MTIO_OFF, 1), NDMP4_NO_ERR);
+  EXPECT_EQ(t.read(512).first, NDMP4_NO_TAPE_LOADED_ERR);
+  EXPECT_EQ(t.mtio(NDMP4_MTIO_TUR, 0).first, NDMP4_NO_TAPE_LOADED_ERR);
+  ASSERT_EQ(t.close(), NDMP4_NO_ERR);
+  EXPECT_EQ(t.open("vtl0.drive0", NDMP4_TAPE_READ_MODE), NDMP4_NO_TAPE_LOADED_ERR);
+  ASSERT_EQ(t.move(kDrive0, kFirstSlot), NDMP4_NO_ERR);
+  ASSERT_EQ(t.move(kFirstSlot, kDrive0), NDMP4_NO_ERR);
+  ASSERT_EQ(t.open("vtl0.drive0", NDMP4_TAPE_READ_MODE), NDMP4_NO_ERR);
+  EXPECT_EQ(t.where(), std::make_pair(0u, 0u));  // a cartridge just loaded is at BOP
+  EXPECT_EQ(t.mtio(NDMP4_MTIO_FSF, 2), std::make_pair(NDMP4_NO_ERR, 0u));
+  EXPECT_EQ(t.read(512).second, pattern(512, 3));
+  EXPECT_EQ(t.read(512).first, NDMP4_EOF_ERR);
 }
 
 TEST_F(TapeService, GetStateReportsTheCartridge) {
@@ -553,6 +568,7 @@ TEST_F(TapeService, ConfigListsEveryDeviceWithItsIdentity) {
     EXPECT_STREQ(info.model, "NDMPD VIRTUAL TAPE");
     ASSERT_EQ(info.caplist.caplist_len, 1u);
     const ndmp4_device_capability& cap = info.caplist.caplist_val[0];
+    EXPECT_EQ(cap.attr, NDMP4_TAPE_ATTR_REWIND | NDMP4_TAPE_ATTR_UNLOAD | NDMP4_TAPE_ATTR_RAW);
     for (u_int k = 0; k < cap.capability.capability_len; ++k) {
       seen[cap.device][cap.capability.capability_val[k].name] =
           cap.capability.capability_val[k].value;
