@@ -24,15 +24,21 @@ void put(scsi::Bytes& d, std::size_t at, std::size_t n, std::uint32_t v) {
   for (std::size_t i = 0; i < n; ++i) d[at + n - 1 - i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
+// Every element descriptor begins with these: address, flags, ASC/ASCQ,
+// bus, SValid and medium type, source address.
+constexpr std::size_t kFixedPart = 12;
+
 struct Descriptor {
   std::uint8_t type = 0;
   std::uint8_t page_flags = 0;  // PVolTag, AVolTag
   std::uint16_t address = 0;
-  scsi::Bytes bytes;  // ELEMENT DESCRIPTOR LENGTH of them
+  scsi::Bytes bytes;       // ELEMENT DESCRIPTOR LENGTH of them
+  bool fixed_cut = false;  // not even the fixed part came whole
 };
 
 // The descriptors of one report, trusting each page's descriptor length
-// and count but not that every byte came: a cut descriptor is padded.
+// and count but not that every byte came: a cut descriptor is padded (one
+// of which less than the fixed part came is marked).
 void collect(std::span<const std::uint8_t> data, std::vector<Descriptor>& out) {
   if (data.size() < 8) return;
   std::size_t at = 8;
@@ -41,8 +47,8 @@ void collect(std::span<const std::uint8_t> data, std::vector<Descriptor>& out) {
     const std::uint8_t flags = data[at + 1] & 0xC0;
     const std::uint16_t length = static_cast<std::uint16_t>(be(data, at + 2, 2));
     const std::uint32_t bytes = be(data, at + 5, 3);
-    if (type < 1 || type > 4 || length < 12) return;
-    for (std::size_t d = at + 8; d < at + 8 + bytes && d + 12 <= data.size(); d += length) {
+    if (type < 1 || type > 4 || length < kFixedPart) return;
+    for (std::size_t d = at + 8; d < at + 8 + bytes && d + 2 <= data.size(); d += length) {
       Descriptor e;
       e.type = type;
       e.page_flags = flags;
@@ -50,6 +56,7 @@ void collect(std::span<const std::uint8_t> data, std::vector<Descriptor>& out) {
       e.bytes.assign(length, 0);
       const std::size_t present = std::min<std::size_t>(length, data.size() - d);
       std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(d), present, e.bytes.begin());
+      e.fixed_cut = present < kFixedPart;
       out.push_back(std::move(e));
     }
     at += 8 + bytes;
@@ -128,7 +135,26 @@ scsi::Result ElementStatusRepair::rebuild(const scsi::Command& command) {
     one.timeout = command.timeout;
     scsi::Result r = changer_->execute(one);
     if (!r.ok()) return r;  // a unit attention, a refusal: the caller sees it as it is
+    const std::size_t before = found.size();
     collect(std::span(buf.data(), std::min(r.data_in, buf.size())), found);
+    for (std::size_t i = before; i < found.size(); ++i) {
+      if (!found[i].fixed_cut) continue;
+      // The report's last 8 bytes never come: without volume tags that is
+      // half the last descriptor, its SValid and source address with it.
+      // Asked alone with volume tags, the element's fixed part comes whole.
+      put(one.cdb, 2, 2, found[i].address);
+      one.cdb[1] |= 0x10;
+      std::fill(buf.begin(), buf.end(), 0);
+      r = changer_->execute(one);
+      if (!r.ok()) return r;
+      std::vector<Descriptor> alone;
+      collect(std::span(buf.data(), std::min(r.data_in, buf.size())), alone);
+      for (const Descriptor& e : alone) {
+        if (e.address != found[i].address || e.fixed_cut) continue;
+        std::copy_n(e.bytes.begin(), kFixedPart, found[i].bytes.begin());
+        found[i].fixed_cut = false;
+      }
+    }
   }
 
   // From the starting address, in address order, at most `count` of them.

@@ -19,10 +19,12 @@
 // requested number, one page per run of one type, byte counts that match,
 // cut at the caller's allocation length.  A descriptor the changer cut
 // short is padded with zeros (the reserved bytes after the volume tag; for
-// a drive with DVCID, the end of its identifier).  Every other command, and
-// every command to another changer, passes through untouched.  Whether a
-// changer needs the repair is found from INQUIRY at its first READ
-// ELEMENT STATUS.
+// a drive with DVCID, the end of its identifier); without volume tags the
+// cut takes half the fixed part of a type's last descriptor, so that
+// element is asked for again alone, with volume tags, for its fixed part.
+// Every other command, and every command to another changer, passes
+// through untouched.  Whether a changer needs the repair is found from
+// INQUIRY at its first READ ELEMENT STATUS.
 #pragma once
 
 #include <memory>

@@ -70,6 +70,10 @@ void incorrect_length(const Status& s, std::size_t requested, std::size_t transp
     if (actual >= 0) {
       out.record_length = static_cast<std::size_t>(actual);
       out.bytes = std::min(requested, static_cast<std::size_t>(actual));
+      // A shorter record: no more than the transport carried (tgt sends
+      // only requested - actual bytes of it).
+      if (static_cast<std::size_t>(actual) < requested)
+        out.bytes = std::min(out.bytes, transport_bytes);
       return;
     }
   }

@@ -4,8 +4,10 @@
 // warning, overflow, write protection, no medium.
 //
 // Works around known device deviations instead of trusting them: the
-// bytes of a short read come from the sense INFORMATION field (tgt 1.0.85
-// reports a wrong transport residual with ILI and FILEMARK), any BLANK
+// length of a record read short comes from the sense INFORMATION field
+// (tgt 1.0.85 reports a wrong transport residual with ILI and FILEMARK),
+// and no more bytes count as read than the transport carried (of a record
+// shorter than the buffer, tgt sends only buffer - record bytes), any BLANK
 // CHECK is end of data (tgt answers 00/00 rather than 00/05), READ
 // POSITION falls back from the long to the short form.
 //

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "scsi/cdb.h"
+
 namespace tape {
 namespace {
 
@@ -9,6 +11,23 @@ namespace {
 // that a drive which sends nothing of a record longer than the buffer
 // rarely needs a second pass.
 constexpr std::size_t kHostReadBuffer = 1u << 20;
+
+// The buffer host positioning reads into for a caller's buffer of `asked`
+// bytes.  tgt 1.0.85 swaps the residual and the transfer count of a short
+// read: of a record of L bytes read with a buffer of R > L, only the first
+// R - L bytes come (the rest is never sent, though the sense says L).
+// Twice the caller's buffer makes every record the caller can take whole
+// arrive whole.
+std::size_t host_read_size(std::size_t asked) {
+  return std::min<std::size_t>(std::max(2 * asked, kHostReadBuffer), scsi::cdb::kMax24);
+}
+
+// Whether a read of `read` bytes may have brought less of a record of
+// `length` bytes than the caller's `asked` bytes: nothing of a longer
+// record, and R - L bytes of a shorter one on drives like tgt.
+bool cut_short(std::size_t length, std::size_t read, std::size_t asked) {
+  return length > read || read - length < std::min(length, asked);
+}
 
 // How much of `count` was not done, from the residue the drive reported;
 // with none reported, nothing is taken as done.
@@ -56,11 +75,22 @@ void TapeHead::forget() {
 }
 
 std::optional<std::uint32_t> TapeHead::block_length() {
-  if (!block_length_) {
-    const TapeDrive::Mode m = drive_.mode();
-    if (m.status.ok()) block_length_ = m.block_length;
-  }
+  if (!know_block_length().ok()) return std::nullopt;
   return block_length_;
+}
+
+// MODE SENSE may be the first command after a reset or a cartridge change:
+// its unit attention is the caller's to see, not to be consumed on the way.
+// Any other failure leaves the length unknown (variable block mode is
+// assumed).
+Status TapeHead::know_block_length() {
+  if (block_length_) return {};
+  const TapeDrive::Mode m = drive_.mode();
+  if (m.status.ok()) {
+    block_length_ = m.block_length;
+    return {};
+  }
+  return attention(m.status);
 }
 
 // A unit attention: 28/00 means a (new) cartridge at BOP; anything else
@@ -108,7 +138,11 @@ Status TapeHead::unload() {
 TapeDrive::Read TapeHead::read(std::span<std::uint8_t> buffer) {
   TapeDrive::Read out;
   if (buffer.empty()) return out;
-  const std::optional<std::uint32_t> fixed = block_length();
+  if (Status s = know_block_length(); s.condition == Condition::kUnitAttention) {
+    out.status = std::move(s);
+    return out;
+  }
+  const std::optional<std::uint32_t> fixed = block_length_;
   if (positioning_ == Positioning::kHost && past_filemark_) {
     out.status = with(Condition::kFilemark);
     return out;
@@ -160,13 +194,15 @@ TapeDrive::Read TapeHead::read(std::span<std::uint8_t> buffer) {
   }
 
   // Host positioning: read into a buffer large enough for most records.
-  const std::size_t want = std::max(buffer.size(), kHostReadBuffer);
+  const std::size_t want = host_read_size(buffer.size());
   if (scratch_.size() < want) scratch_.resize(want);
   TapeDrive::Read r = drive_.read(std::span(scratch_).first(want), true);
   r.status = attention(r.status);
   if (r.status.condition == Condition::kIncorrectLength && r.record_length &&
-      *r.record_length > want) {
-    // Longer than even that: nothing came.  Go back over it and read it whole.
+      cut_short(*r.record_length, want, buffer.size())) {
+    // Longer than even that, so nothing came; or so nearly as long that
+    // less than the caller's share came.  Go back over it and read it
+    // whole: a read of the exact length is whole.
     if (!position_.known()) {
       out.status = not_known();
       position_.unknown();
@@ -190,9 +226,17 @@ TapeDrive::Read TapeHead::read(std::span<std::uint8_t> buffer) {
     case Condition::kIncorrectLength:
       out.bytes = std::min(r.bytes, buffer.size());
       std::copy_n(scratch_.begin(), out.bytes, buffer.begin());
-      if (out.status.ok() && r.bytes > buffer.size()) {
+      // The drive was asked for more than the caller, so its verdict on the
+      // length is not the caller's: with SILI, only a record longer than the
+      // caller's buffer is an incorrect length (on drives that ignore SILI,
+      // every record shorter than the scratch buffer reports ILI).
+      if (r.record_length) {
+        out.status =
+            *r.record_length > buffer.size() ? with(Condition::kIncorrectLength) : Status{};
+      } else if (out.status.ok() && r.bytes > buffer.size()) {
         out.status = with(Condition::kIncorrectLength);
       }
+      out.status.ili = out.status.condition == Condition::kIncorrectLength;
       add(position_.record, 1);
       break;
     case Condition::kFilemark:
@@ -219,7 +263,8 @@ void TapeHead::wrote_at_head() {
 
 Status TapeHead::write(std::span<const std::uint8_t> data) {
   if (Status s = settle(); !s.ok()) return s;
-  const std::optional<std::uint32_t> fixed = block_length();
+  if (Status s = know_block_length(); s.condition == Condition::kUnitAttention) return s;
+  const std::optional<std::uint32_t> fixed = block_length_;
   Status s;
   std::uint64_t records = 1;
   if (fixed && *fixed != 0) {
@@ -389,7 +434,11 @@ TapeHead::Motion TapeHead::drive_back_records(std::uint32_t count) {
 // The host reads forward and rewinds to go back.
 
 TapeHead::Met TapeHead::step(Status& status) {
-  const std::optional<std::uint32_t> fixed = block_length();
+  if (Status s = know_block_length(); s.condition == Condition::kUnitAttention) {
+    status = std::move(s);
+    return Met::kError;
+  }
+  const std::optional<std::uint32_t> fixed = block_length_;
   std::uint8_t one = 0;
   TapeDrive::Read r;
   if (fixed && *fixed != 0) {
@@ -507,13 +556,17 @@ TapeHead::Motion TapeHead::host_back_files(std::uint32_t count) {
   }
   const std::uint64_t file = *position_.file;
   if (count > file) {
-    // Back to BOP over the filemarks there are.
-    const Status s = rewind();
+    // Back to BOP over the filemarks there are.  Not rewind(): a unit
+    // attention ends a motion, it is not retried.
+    past_filemark_ = false;
+    const Status s = attention(drive_.rewind());
     if (!s.ok()) {
+      position_.unknown();
       m.status = s;
       m.resid = count;
       return m;
     }
+    position_.rewound();
     m.status = with(Condition::kBeginningOfMedium);
     m.resid = static_cast<std::uint32_t>(count - file);
     return m;

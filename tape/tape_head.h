@@ -20,7 +20,10 @@
 //    backward ones rewind and come forward again.  A read that meets a
 //    filemark leaves the drive past it; the head stays before it by
 //    account (settle() makes the two agree).  Records longer than the
-//    caller's buffer are read whole (such drives send no data for them).
+//    caller's buffer are read whole (such drives send no data for them,
+//    and of a record of L bytes read with R > L only R - L bytes: reads go
+//    into a buffer of the host's, twice the caller's, and a record that may
+//    have come cut is read again at its exact length).
 //    Backward motions need a known position: after the position was lost
 //    (a pass-through command), rewind first.
 //
@@ -109,6 +112,8 @@ class TapeHead {
   // Host positioning: takes the drive's head to `target` (known).
   Status seek(const HeadPosition& target);
   Status attention(const Status& s);
+  // Reads the block length unless known; a unit attention is returned.
+  Status know_block_length();
   Status not_known() const;
   void wrote_at_head();
 

@@ -13,6 +13,9 @@
 //  - SILI is ignored: a short record still reports ILI (kSiliIgnored).
 //  - A read shorter than the record (ILI, negative INFORMATION) transfers
 //    no data at all (kNoDataFromLongerRecord).
+//  - A read longer than the record (ILI, positive INFORMATION) of R bytes
+//    for a record of L transfers only its first R - L bytes, and says so
+//    in the transport's count (kShortReadCut).
 //  - SPACE over blocks does not stop at a filemark: it runs on to end of
 //    data and reports NO SENSE 00/05 (kSpaceBlocksPassesFilemarks).
 //  - SPACE backwards over N filemarks leaves the head on the EOT side of
@@ -56,6 +59,7 @@ enum class Deviation {
   kNoErase,
   kSiliIgnored,
   kNoDataFromLongerRecord,
+  kShortReadCut,
   kSpaceBlocksPassesFilemarks,
   kBackwardFilemarksEotSide,
   kNoSpaceResidue,
@@ -140,6 +144,7 @@ Target* tgt() {
                         Deviation::kNoErase,
                         Deviation::kSiliIgnored,
                         Deviation::kNoDataFromLongerRecord,
+                        Deviation::kShortReadCut,
                         Deviation::kSpaceBlocksPassesFilemarks,
                         Deviation::kBackwardFilemarksEotSide,
                         Deviation::kNoSpaceResidue,
@@ -243,6 +248,21 @@ TEST_P(TapeConformance, IncorrectLengthBothWays) {
   } else {
     EXPECT_TRUE(std::equal(small.begin(), small.end(), recs[1].begin()));
   }
+  // A buffer longer than the record but less than twice as long: every byte
+  // the client reports is the record's.  (tgt sends only buffer - record
+  // bytes of it: kShortReadCut.)
+  Bytes mid(1500, 0xEE);
+  r = drive_->read(mid);
+  EXPECT_EQ(r.status.condition, Condition::kIncorrectLength);
+  EXPECT_EQ(r.record_length, 1000u);
+  if (t_->deviates(Deviation::kShortReadCut)) {
+    EXPECT_EQ(r.bytes, 500u) << "tgt now sends the whole of a shorter record";
+  } else {
+    EXPECT_EQ(r.bytes, 1000u);
+  }
+  EXPECT_TRUE(
+      std::equal(mid.begin(), mid.begin() + static_cast<std::ptrdiff_t>(r.bytes), recs[2].begin()));
+  ASSERT_TRUE(drive_->space_blocks(-1).ok());  // back onto the third record
   // SILI: a short record is not an error...
   r = drive_->read(big, true);
   if (t_->deviates(Deviation::kSiliIgnored)) {
