@@ -85,7 +85,8 @@ asio::awaitable<Reply> scsi_reset_device(SessionContext& s, const Void&) {
     rep.error = NDMP4_NOT_SUPPORTED_ERR;
     co_return Reply::with(rep);
   }
-  const scsi::Result r = co_await offload(s.server.workers, [device] { return device->reset(); });
+  auto reset = [device] { return device->reset(); };  // named: see offload.h
+  const scsi::Result r = co_await offload(s.server.workers, reset);
   if (!r.transport_error.empty()) {
     spdlog::warn("{} SCSI_RESET_DEVICE {}: {}", s.tag(), s.scsi->name, r.transport_error);
     rep.error = NDMP4_IO_ERR;

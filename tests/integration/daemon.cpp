@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -54,6 +56,10 @@ Daemon::Daemon(Options options) : dir_(make_dir()) { start(options); }
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop(5s);
+  // A failed test shows what the daemon said: CI keeps only the output.
+  if (::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "---- ndmpd log ----\n%s---- end of ndmpd log ----\n", log().c_str());
+  }
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }
