@@ -70,9 +70,22 @@
 // cartridge file at n's offset, then the index after n's entries.  WRITE
 // FILEMARKS fdatasyncs the cartridge file; flush() and ERASE both files.
 //
+// Zero extents.  While a cartridge is open, an append that would end past
+// the file's end first grows the file with zeros up to the next multiple of
+// 2 MiB (kExtent); the objects then overwrite the zeros.  This is not part
+// of the format (closing the cartridge, and open(), cut the file back to the
+// end of data): it is for the page cache.  The kernel caches a file in
+// folios (runs of pages) no larger than the write that first touches them
+// and aligned to their size; objects of 32 + n + 8 bytes written back to
+// back would leave most of the cached file in folios of 4 to 64 KiB, which
+// read back about a third slower than a file written in large aligned
+// pieces (as dd writes).  Zeros written in aligned 2 MiB pieces give folios
+// of up to 2 MiB.  The cost is one extra memory write per byte.
+//
 // Recovery (open).  Whatever kill -9 interrupts, every completed write is
 // whole and the interrupted one left a prefix of its bytes at the end of the
-// file (or nothing, or a truncate not followed by its write).  So:
+// file, possibly followed by zeros (or nothing, or a truncate not followed
+// by its write).  So:
 //   1. Index entries are accepted in order while each has a valid CRC,
 //      follows its predecessor consistently (object numbers and offsets
 //      increase; the file number grows by one after a filemark and only
@@ -135,6 +148,12 @@ constexpr std::uint32_t kFlagFilemark = 1;
 constexpr std::uint64_t kCheckpointBytes = 32u << 20;
 // Filemarks written per pwrite by write_filemarks().
 constexpr std::uint32_t kFilemarkBatch = 1024;
+// The file grows by zero extents of this size, aligned to it (see "Zero
+// extents" above): the largest folio the page cache uses on x86-64 and
+// arm64 with 4 KiB pages.
+constexpr std::uint64_t kExtent = 2u << 20;
+// The zeros come from this many bytes, repeated in an iovec array.
+constexpr std::size_t kZeroChunk = 64u << 10;
 
 using Uuid = std::array<std::uint8_t, 16>;
 using Trailer = std::array<std::uint8_t, kTrailerSize>;
@@ -424,6 +443,11 @@ struct Cartridge::Impl {
   std::uint64_t pos_offset = kDataStart;
   mutable std::optional<Header> here;  // the header at pos, once read
 
+  // How far the file extends: end_offset, or more after a zero extent was
+  // written ahead of the objects.  Never less than end_offset once an
+  // append has returned.
+  std::uint64_t file_end = kDataStart;
+
   std::vector<Entry> index;              // in object order
   std::vector<std::uint64_t> filemarks;  // object numbers, ascending
   std::vector<std::uint8_t> scratch;
@@ -433,6 +457,12 @@ struct Cartridge::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
   ~Impl() {
+    // A closed cartridge ends at its end of data.  A destructor has nobody
+    // to tell if the truncate fails: the zeros then stay until the next
+    // open() cuts them, as it cuts a torn tail.
+    if (fd >= 0 && file_end > end_offset) {
+      [[maybe_unused]] const int cut_back = ::ftruncate(fd, static_cast<off_t>(end_offset));
+    }
     if (index_fd >= 0) ::close(index_fd);
     if (fd >= 0) ::close(fd);
   }
@@ -540,6 +570,7 @@ struct Cartridge::Impl {
       error = describe("truncating", errno);
       return false;
     }
+    file_end = offset;
     const auto first_gone =
         std::lower_bound(index.begin(), index.end(), n,
                          [](const Entry& e, std::uint64_t o) { return e.object < o; });
@@ -563,6 +594,35 @@ struct Cartridge::Impl {
     std::uint32_t link = 0;
     if (!link_at_position(link, error)) return false;
     return cut(pos, pos_offset, link, error);
+  }
+
+  // Before an append that ends at `to`: grows the file with zeros to the
+  // kExtent boundary at or after `to`, one aligned piece of at most kExtent
+  // bytes per pwritev, so that the page cache holds what follows in large
+  // folios.  Only an optimization: if the zeros cannot be written (the
+  // filesystem is full, say), the file is cut back to the end of data and
+  // the append goes ahead without them, to succeed or fail on its own.
+  void extend_for(std::uint64_t to) {
+    file_end = std::max(file_end, end_offset);  // never zeros over objects
+    if (to <= file_end) return;
+    static const std::array<std::uint8_t, kZeroChunk> zeros{};
+    std::array<iovec, kExtent / kZeroChunk> iov;
+    const std::uint64_t target = (to + kExtent - 1) / kExtent * kExtent;
+    while (file_end < target) {
+      const std::uint64_t piece = std::min(target - file_end, kExtent - file_end % kExtent);
+      int count = 0;
+      for (std::uint64_t left = piece; left > 0; ++count) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, kZeroChunk));
+        iov[static_cast<std::size_t>(count)] = {const_cast<std::uint8_t*>(zeros.data()), n};
+        left -= n;
+      }
+      int err = 0;
+      if (!write_at(fd, iov.data(), count, file_end, err)) {
+        if (::ftruncate(fd, static_cast<off_t>(end_offset)) == 0) file_end = end_offset;
+        return;
+      }
+      file_end += piece;
+    }
   }
 
   // Undoes a failed append of objects from (object, offset) on: the file and
@@ -717,6 +777,7 @@ bool Cartridge::Impl::recover(std::uint64_t file_size, const std::vector<std::ui
       return false;
     }
   }
+  file_end = end_offset;
   while (!entries.empty() && entries.back().object >= end) entries.pop_back();
   kept = std::min(kept, entries.size());
 
@@ -1038,6 +1099,7 @@ Cartridge::WriteResult Cartridge::write_block(std::span<const std::uint8_t> data
   const std::uint64_t object = m.end;
   const std::uint64_t offset = m.end_offset;
   const std::uint32_t link = m.end_link;
+  m.extend_for(offset + kOverhead + data.size());
   Header h{
       Kind::kBlock, static_cast<std::uint32_t>(data.size()), object, m.filemarks.size(), link, 0};
   const HeaderBytes header = encode_header(h);
@@ -1060,6 +1122,7 @@ Cartridge::WriteResult Cartridge::write_block(std::span<const std::uint8_t> data
   }
   m.end = object + 1;
   m.end_offset = offset + kOverhead + data.size();
+  m.file_end = std::max(m.file_end, m.end_offset);
   m.end_link = link_after(trailer.data());
   m.move_to(m.end, m.end_offset, std::nullopt);
   return after >= a.early_warning ? WriteResult::kEarlyWarning : WriteResult::kOk;
@@ -1104,6 +1167,7 @@ Cartridge::WriteResult Cartridge::write_filemarks(std::uint32_t count, std::stri
       link = link_after(trailer.data());
       m.index.push_back({object, m.end_offset + i * kOverhead, file, true});
     }
+    m.extend_for(m.end_offset + batch.size());
     int err = 0;
     if (!write_at(m.fd, batch.data(), batch.size(), m.end_offset, err)) {
       error = m.describe("writing filemarks", err);
@@ -1117,6 +1181,7 @@ Cartridge::WriteResult Cartridge::write_filemarks(std::uint32_t count, std::stri
     for (std::uint32_t i = 0; i < n; ++i) m.filemarks.push_back(m.end + i);
     m.end += n;
     m.end_offset += batch.size();
+    m.file_end = std::max(m.file_end, m.end_offset);
     m.end_link = link;
     done += n;
   }

@@ -12,7 +12,11 @@
 // fdatasync, so that what came before a filemark survives a power cut too.
 // A write cut short by a crash leaves a torn tail, which open() detects
 // (length, magic and CRC-32C of every object after the last verified index
-// checkpoint) and truncates: it is never read back as data.
+// checkpoint) and truncates: it is never read back as data.  While a
+// cartridge is open for writing, its file may run up to 2 MiB past the end
+// of data in zeros written ahead of the objects (so that the page cache
+// holds them in large folios, which read back faster); destroying the
+// Cartridge cuts them off, and so does open() after a crash.
 //
 // Locate is fast on a large cartridge: an index of checkpoints (every
 // kCheckpointInterval objects, every 32 MiB, and every filemark) is kept in

@@ -8,10 +8,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -144,6 +146,17 @@ void overwrite(const fs::path& p, std::uint64_t offset, std::span<const std::uin
   ASSERT_EQ(rc, 0) << p;
 }
 
+// Makes the file `size` bytes long, the new bytes zeros (a hole): what a
+// writer killed while the cartridge had a zero extent ahead of its objects
+// leaves after them.
+void grow_with_zeros(const fs::path& p, std::uint64_t size) {
+  ASSERT_EQ(::truncate(p.c_str(), static_cast<off_t>(size)), 0) << p;
+}
+
+// While a cartridge is open, its file may go on past the end of data with
+// zeros to the next multiple of 2 MiB.
+constexpr std::uint64_t kExtent = 2u << 20;
+
 // A counter of this thread's I/O: "syscr" (read system calls), "rchar"
 // (bytes read).
 std::optional<std::uint64_t> proc_io(const char* field) {
@@ -237,6 +250,17 @@ class CartridgeTest : public ::testing::Test {
     EXPECT_EQ(c.file_number(), file);
     EXPECT_EQ(c.filemarks(), file);
     EXPECT_EQ(c.bytes_used(), bytes);
+  }
+
+  // The file of an open cartridge whose end of data is at `end`: the
+  // objects, then zeros up to a multiple of kExtent (or nothing).
+  void expect_open_file_ends_at(std::uint64_t end) const {
+    const Bytes file = read_file(path_);
+    ASSERT_GE(file.size(), end);
+    EXPECT_TRUE(file.size() == end || file.size() % kExtent == 0) << file.size();
+    EXPECT_LT(file.size() - end, kExtent);
+    EXPECT_TRUE(std::all_of(file.begin() + static_cast<std::ptrdiff_t>(end), file.end(),
+                            [](std::uint8_t b) { return b == 0; }));
   }
 
   // The file offset of object n, as the format lays objects out.
@@ -413,6 +437,94 @@ TEST_F(CartridgeTest, WriteFilemarksCountsAndZeroFlushes) {
   expect_contents(*c, objects);
   EXPECT_EQ(c->next_filemark(0), 1u);
   EXPECT_EQ(c->previous_filemark(2502), 2500u);
+}
+
+TEST_F(CartridgeTest, ZerosAheadOfTheObjectsGoWhenClosedAndAfterACrash) {
+  // Blocks that cross extent boundaries, one larger than an extent, a
+  // filemark, and a small block.
+  Expected objects;
+  for (std::uint64_t i = 0; i < 10; ++i) objects.push_back(pattern(i, 300000));
+  objects.push_back(std::nullopt);
+  objects.push_back(pattern(10, 5u << 20));
+  objects.push_back(pattern(11, 139));
+  auto c = create();
+  EXPECT_EQ(fs::file_size(path_), kDataStart);
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    write_all(*c, {objects[i]});
+    expect_open_file_ends_at(offset_of(objects, i + 1));
+    EXPECT_EQ(fs::file_size(path_) % kExtent, 0u) << i;
+  }
+  const std::uint64_t end = offset_of(objects, objects.size());
+  EXPECT_GT(fs::file_size(path_), end);
+
+  // What kill -9 leaves: the file with its zeros, and the index.
+  const fs::path copy = dir_ / "COPY01L8.vtape";
+  fs::copy_file(path_, copy);
+  fs::copy_file(index_path(), fs::path(copy.string() + ".index"));
+  {
+    std::string error;
+    auto recovered = Cartridge::open(copy, error);
+    ASSERT_NE(recovered, nullptr) << error;
+    EXPECT_EQ(fs::file_size(copy), end);
+    expect_contents(*recovered, objects);
+  }
+
+  // Reading leaves the file alone; closing cuts it back to the end of data.
+  const auto size_open = fs::file_size(path_);
+  expect_contents(*c, objects);
+  EXPECT_EQ(fs::file_size(path_), size_open);
+  c.reset();
+  EXPECT_EQ(fs::file_size(path_), end);
+
+  // Writing in the middle cuts, then grows the file again.
+  c = open();
+  ASSERT_TRUE(c->locate(3));
+  write_all(*c, {pattern(20, 1000)});
+  objects.resize(3);
+  objects.push_back(pattern(20, 1000));
+  expect_open_file_ends_at(offset_of(objects, objects.size()));
+  EXPECT_EQ(fs::file_size(path_), kExtent);
+  expect_contents(*c, objects);
+  c.reset();
+  EXPECT_EQ(fs::file_size(path_), offset_of(objects, objects.size()));
+  c = open();
+  expect_contents(*c, objects);
+}
+
+TEST_F(CartridgeTest, AFileSystemThatRefusesTheZerosStillTakesTheObjects) {
+  // A file size limit of 1 MiB (EFBIG past it) stands for a full file
+  // system: the zeros up to 2 MiB cannot be written, blocks below 1 MiB can.
+  auto c = create();
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit limited = saved;
+  limited.rlim_cur = 1u << 20;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+  std::string error;
+  const Bytes a = pattern(1, 100000), b = pattern(2, 2000), big = pattern(3, 1u << 20);
+  const WriteResult ra = c->write_block(a, error);
+  const std::uint64_t size_a = fs::file_size(path_);
+  const WriteResult rb = c->write_filemarks(1, error);
+  const WriteResult rc = c->write_block(b, error);
+  const std::uint64_t size_c = fs::file_size(path_);
+  const WriteResult rbig = c->write_block(big, error);  // past the limit
+  const std::uint64_t size_big = fs::file_size(path_);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+
+  EXPECT_EQ(ra, WriteResult::kOk);
+  EXPECT_EQ(size_a, kDataStart + kOverhead + a.size());  // no zeros left behind
+  EXPECT_EQ(rb, WriteResult::kOk);
+  EXPECT_EQ(rc, WriteResult::kOk);
+  const Expected objects{a, std::nullopt, b};
+  EXPECT_EQ(size_c, offset_of(objects, 3));
+  EXPECT_EQ(rbig, WriteResult::kIoError);
+  EXPECT_EQ(size_big, offset_of(objects, 3));
+  expect_contents(*c, objects);
+  c.reset();
+  c = open();
+  expect_contents(*c, objects);
 }
 
 TEST_F(CartridgeTest, ReadIntoASmallerBufferReturnsTheFullSize) {
@@ -614,7 +726,7 @@ TEST_F(CartridgeTest, WritingInTheMiddleDiscardsWhatFollows) {
   EXPECT_EQ(c->end_of_data(), 301u);
   EXPECT_EQ(c->position(), 301u);
   expect_contents(*c, objects);
-  EXPECT_EQ(fs::file_size(path_), offset_of(objects, objects.size()));
+  expect_open_file_ends_at(offset_of(objects, objects.size()));
 
   // A filemark written in the middle does the same.
   ASSERT_TRUE(c->locate(100));
@@ -625,7 +737,9 @@ TEST_F(CartridgeTest, WritingInTheMiddleDiscardsWhatFollows) {
   expect_contents(*c, objects);
   EXPECT_EQ(c->next_filemark(101), 101u);
   EXPECT_EQ(c->next_filemark(102), std::nullopt);
+  expect_open_file_ends_at(offset_of(objects, objects.size()));
   c.reset();
+  EXPECT_EQ(fs::file_size(path_), offset_of(objects, objects.size()));
   c = open();
   expect_contents(*c, objects);
 }
@@ -755,8 +869,10 @@ TEST_F(CartridgeTest, ATornTailIsCutAtEveryOffset) {
   Expected kept(objects.begin(), objects.end() - 1);
 
   for (std::uint64_t cut = last; cut < whole.size(); ++cut) {
-    // The file ends at `last` after each recovery: put back up to the cut.
+    // The file ends at `last` after each recovery: put back up to the cut,
+    // and every other time the zeros of an extent after it.
     overwrite(path_, last, std::span(whole).subspan(last, cut - last));
+    if (cut % 2 == 1) grow_with_zeros(path_, kExtent);
     overwrite(index_path(), 0, index);
     auto c = open();
     ASSERT_NE(c, nullptr) << cut;
@@ -789,11 +905,15 @@ TEST_F(CartridgeTest, ATornFilemarkAndGarbageAfterTheEndAreCut) {
   const std::uint64_t last = offset_of(objects, 40);
   Expected kept(objects.begin(), objects.end() - 1);
   for (std::uint64_t cut = last; cut < whole.size(); ++cut) {
+    // With and without zeros after the torn filemark: its trailer then
+    // reads as length 0 (right for a filemark) and CRC 0 (wrong).
     overwrite(path_, last, std::span(whole).subspan(last, cut - last));
+    if (cut % 2 == 1) grow_with_zeros(path_, kExtent);
     overwrite(index_path(), 0, index);
     auto c = open();
     ASSERT_NE(c, nullptr);
     ASSERT_EQ(c->end_of_data(), 40u) << cut;
+    ASSERT_EQ(fs::file_size(path_), last) << cut;
     ASSERT_EQ(c->filemarks(),
               static_cast<std::uint64_t>(std::count(kept.begin(), kept.end(), std::nullopt)));
   }
