@@ -56,10 +56,9 @@ auto offload(boost::asio::thread_pool& pool, F&& fn) {
             } catch (...) {
               failure = std::current_exception();
             }
-            asio::dispatch(home.get_executor(),
-                           [handler = std::move(handler), failure]() mutable {
-                             std::move(handler)(failure);
-                           });
+            asio::dispatch(home.get_executor(), [handler = std::move(handler), failure]() mutable {
+              std::move(handler)(failure);
+            });
           } else {
             R result{};
             try {

@@ -1,12 +1,12 @@
 #include "daemon.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
