@@ -9,21 +9,13 @@
 //
 //   session_bench --ndmjob /usr/lib/amanda/ndmjob [--seconds 3] [--rounds 5]
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <boost/asio/ip/tcp.hpp>
 #include <cstdio>
-#include <fstream>
-#include <iostream>
+#include <cstdlib>
 #include <memory>
-#include <sstream>
 #include <thread>
 
+#include "bench/ndmjob_server.h"
 #include "integration/daemon.h"
 #include "ndmpd/client/client.h"
 
@@ -32,90 +24,10 @@ namespace {
 using namespace std::chrono_literals;
 using ndmp::client::Client;
 using Clock = std::chrono::steady_clock;
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
-
-// Sum of VmRSS over every process in process group `pgid`.
-long group_rss_kib(pid_t pgid, int& processes) {
-  long total = 0;
-  processes = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string s;
-    std::getline(stat, s);
-    const auto close = s.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(s.substr(close + 2));
-    std::string state;
-    long ppid = 0, pgrp = 0;
-    rest >> state >> ppid >> pgrp;
-    if (pgrp == pgid && state != "Z") {
-      total += rss_kib(std::stoi(name));
-      ++processes;
-    }
-  }
-  return total;
-}
-
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
-// ndmjob's own server, in its own process group; user ndmp / password ndmp.
-class NdmjobServer {
- public:
-  NdmjobServer(const std::string& ndmjob, const std::filesystem::path& dir) : port_(free_port()) {
-    const auto conf = dir / "ndmjob.conf";
-    std::ofstream(conf) << "[butype tar]\n\tv4attr 0x1A06\n";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      const int null = ::open("/dev/null", O_RDWR);
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      const std::string p = std::to_string(port_), c = "config-file=" + conf.string();
-      ::execl(ndmjob.c_str(), ndmjob.c_str(), "-o", "daemon", "-p", p.c_str(), "-o", c.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::setpgid(pid_, pid_);
-    for (int i = 0; i < 100; ++i) {  // wait for the port, 5 s at most
-      try {
-        Client probe(1s);
-        probe.connect("127.0.0.1", port_);
-        return;
-      } catch (const std::exception&) {
-        std::this_thread::sleep_for(50ms);
-      }
-    }
-    throw std::runtime_error("ndmjob server did not start");
-  }
-  ~NdmjobServer() {
-    ::kill(-pid_, SIGTERM);
-    std::this_thread::sleep_for(200ms);
-    ::kill(-pid_, SIGKILL);
-    int status;
-    ::waitpid(pid_, &status, 0);
-  }
-  std::uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
-
- private:
-  std::uint16_t port_;
-  pid_t pid_;
-};
+using ndmpd::bench::group_rss_kib;
+using ndmpd::bench::median;
+using ndmpd::bench::NdmjobServer;
+using ndmpd::bench::rss_kib;
 
 double round_trips_per_second(Client& c, std::chrono::milliseconds span) {
   std::uint64_t n = 0;
@@ -135,11 +47,6 @@ double round_trips_per_second(Client& c, std::chrono::milliseconds span) {
   }
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   return n / secs;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -217,11 +124,5 @@ int run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "session_bench: %s\n", e.what());
-    return 1;
-  }
+  return ndmpd::bench::bench_main("session_bench", run, argc, argv);
 }
