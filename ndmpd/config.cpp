@@ -14,6 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "mover/address_policy.h"
+
 namespace ndmpd {
 
 std::string_view to_string(AuthMethod m) {
@@ -240,6 +242,41 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
     c.login_timeout = std::chrono::seconds(login);
     c.idle_timeout = std::chrono::seconds(idle);
     c.shutdown_grace = std::chrono::seconds(grace);
+    if (!done(s)) return false;
+  }
+  if (const toml::table* t = table("data_connections")) {
+    Section s(*t, "data_connections.", file);
+    std::size_t buffer_kib = c.data_socket_buffer_bytes >> 10;
+    std::int64_t timeout = c.data_connect_timeout.count();
+    s.strings("allow", c.data_allow) && s.strings("listen_addresses", c.data_listen_addresses) &&
+        s.integer("port_low", c.data_port_low, 0, 65535) &&
+        s.integer("port_high", c.data_port_high, 0, 65535) &&
+        s.integer("socket_buffer_kib", buffer_kib, 0, 1 << 20) &&
+        s.integer("connect_timeout", timeout, 1, 3600);
+    c.data_socket_buffer_bytes = buffer_kib << 10;
+    c.data_connect_timeout = std::chrono::seconds(timeout);
+    if (s.error().empty() && (c.data_port_low == 0) != (c.data_port_high == 0)) {
+      s.fail(t->get("port_low"), "port_low", "give both port_low and port_high, or neither");
+    } else if (s.error().empty() && c.data_port_high < c.data_port_low) {
+      s.fail(t->get("port_high"), "port_high", "must not be below port_low");
+    }
+    std::string policy_error;
+    if (s.error().empty() &&
+        !mover::AddressPolicy::make(c.data_allow, c.data_listen_addresses, {}, {}, policy_error)) {
+      s.fail(t->get(policy_error.rfind("not a network", 0) == 0 ? "allow" : "listen_addresses"),
+             policy_error.rfind("not a network", 0) == 0 ? "allow" : "listen_addresses",
+             policy_error);
+    }
+    if (!done(s)) return false;
+  }
+  if (const toml::table* t = table("mover")) {
+    Section s(*t, "mover.", file);
+    std::size_t record_kib = c.mover_max_record_bytes >> 10,
+                buffer_mib = c.mover_buffer_bytes >> 20;
+    s.integer("max_record_size_kib", record_kib, 1, 16384) &&
+        s.integer("buffer_mib", buffer_mib, 1, 4096);
+    c.mover_max_record_bytes = static_cast<std::uint32_t>(record_kib << 10);
+    c.mover_buffer_bytes = buffer_mib << 20;
     if (!done(s)) return false;
   }
   if (const toml::table* t = table("auth")) {

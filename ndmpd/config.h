@@ -64,6 +64,21 @@ struct Config {
   std::vector<Credential> users;
   std::optional<Credential> server_identity;  // for CONNECT_SERVER_AUTH
 
+  // [data_connections]: who the mover and the data server may connect to
+  // and accept from (CIDR networks; empty: loopback and the networks ndmpd
+  // listens on), the addresses a listening mover offers (empty: those
+  // ndmpd listens on, wildcards expanded), the ports it listens on
+  // (0, 0: any) and the socket buffers.
+  std::vector<std::string> data_allow;
+  std::vector<std::string> data_listen_addresses;
+  std::uint16_t data_port_low = 0, data_port_high = 0;
+  std::size_t data_socket_buffer_bytes = 4u << 20;
+  std::chrono::seconds data_connect_timeout{10};
+
+  // [mover]
+  std::uint32_t mover_max_record_bytes = 1u << 20;
+  std::size_t mover_buffer_bytes = 8u << 20;
+
   // [exports]
   std::vector<Export> exports;
 

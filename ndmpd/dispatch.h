@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 
+#include "mover/mover.h"
 #include "ndmpd/devices.h"
 #include "ndmpd/outbox.h"
 #include "ndmpd/server_context.h"
@@ -80,6 +81,19 @@ class SessionContext {
   // The devices this session has open (TAPE_OPEN, SCSI_OPEN).
   std::unique_ptr<OpenTape> tape;
   std::unique_ptr<OpenScsi> scsi;
+
+  // The local address the DMA's connection arrived on (the mover offers it
+  // first).
+  boost::asio::ip::address local_address;
+  // The session's mover, made at its first MOVER request (on the strand).
+  std::unique_ptr<mover::Mover> mover;
+  mover::Mover& mover_on(boost::asio::any_io_executor strand);
+  // The mover has the tape (LISTEN or ACTIVE): the DMA may not use it.
+  bool mover_owns_tape() const { return mover && mover->owns_tape(); }
+  // Halts the mover, if it runs, and waits for it (the session ends).
+  boost::asio::awaitable<void> stop_mover();
+  // The DMA selected NetApp's connection address extension (IPv6).
+  bool ipv6_addresses() const;
 
   // Closes whatever the session holds, as TAPE_CLOSE / SCSI_CLOSE would
   // (the implicit filemark included), whatever happens: the session is
@@ -155,6 +169,7 @@ void register_connect_handlers(Dispatcher& d);
 void register_config_handlers(Dispatcher& d);
 void register_tape_handlers(Dispatcher& d);
 void register_scsi_handlers(Dispatcher& d);
+void register_mover_handlers(Dispatcher& d);
 void register_test_extension(Dispatcher& d);
 
 // The extension class of a message code (its top 16 bits); 0 for the core.

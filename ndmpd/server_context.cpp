@@ -1,8 +1,41 @@
 #include "ndmpd/server_context.h"
 
+#include <spdlog/spdlog.h>
+
 #include "xdr/ndmp4_wire.h"
 
 namespace ndmpd {
+
+mover::AddressPolicy ServerContext::make_data_policy(const Config& cfg) {
+  std::vector<std::string> hosts;
+  for (const std::string& l : cfg.listen) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (parse_listen_address(l, host, port)) hosts.push_back(host.empty() ? "0.0.0.0" : host);
+  }
+  std::string error;
+  std::optional<mover::AddressPolicy> p = mover::AddressPolicy::make(
+      cfg.data_allow, cfg.data_listen_addresses, hosts, mover::interface_addresses(), error);
+  if (!p) {
+    // load_config() checked the entries; a listen address may still fail.
+    spdlog::error("data connections: {}; allowing loopback only", error);
+    p = mover::AddressPolicy::make({"127.0.0.0/8", "::1"}, {}, {"127.0.0.1"}, {}, error);
+  }
+  spdlog::info("data connections allowed with {}", p->describe());
+  return *p;
+}
+
+mover::Settings ServerContext::make_mover_settings(const Config& cfg) {
+  mover::Settings s;
+  s.max_record_size = cfg.mover_max_record_bytes;
+  s.buffer_bytes = cfg.mover_buffer_bytes;
+  s.socket_buffer_bytes = cfg.data_socket_buffer_bytes;
+  s.connect_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.data_connect_timeout);
+  s.port_low = cfg.data_port_low;
+  s.port_high = cfg.data_port_high;
+  return s;
+}
 
 namespace {
 

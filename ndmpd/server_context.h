@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "mover/address_policy.h"
+#include "mover/mover.h"
 #include "ndmpd/auth.h"
 #include "ndmpd/config.h"
 #include "ndmpd/data/butype.h"
@@ -32,18 +34,25 @@ struct ServerContext {
         auth(cfg),
         throttle(cfg.auth_failure_delay, std::chrono::seconds(600)),
         host(HostInfo::discover(cfg)),
+        data_policy(make_data_policy(cfg)),
+        mover_settings(make_mover_settings(cfg)),
         workers(pool) {}
 
   const Config& config;
   const Authenticator auth;
   LoginThrottle throttle;
   const HostInfo host;
+  const mover::AddressPolicy data_policy;  // where data connections may go
+  const mover::Settings mover_settings;
   ButypeRegistry butypes;
   std::shared_ptr<tape::DeviceRegistry> registry;  // the devices DMAs may open
   DeviceLocks locks;                               // which session holds which
   std::vector<DeviceDescription> tapes;            // what CONFIG_GET_TAPE_INFO lists
   std::vector<DeviceDescription> changers;         // and CONFIG_GET_SCSI_INFO
   boost::asio::thread_pool& workers;
+
+  static mover::AddressPolicy make_data_policy(const Config& cfg);
+  static mover::Settings make_mover_settings(const Config& cfg);
 
   // Fills `registry` and the descriptions from it.
   void attach(std::shared_ptr<tape::DeviceRegistry> devices);

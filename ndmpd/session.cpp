@@ -52,7 +52,11 @@ Session::Session(Socket socket, ServerContext& server, std::shared_ptr<const Dis
       writer_done_(socket_.get_executor()),
       space_(socket_.get_executor()),
       watchdog_timer_(socket_.get_executor()),
-      last_activity_(std::chrono::steady_clock::now()) {}
+      last_activity_(std::chrono::steady_clock::now()) {
+  boost::system::error_code ec;
+  const auto local = socket_.local_endpoint(ec);
+  if (!ec) context_.local_address = local.address();
+}
 
 Session::~Session() = default;
 
@@ -103,8 +107,9 @@ asio::awaitable<void> Session::run() {
   }
   co_await drain(kDrainLimit);
   close();
-  // Whatever the session held goes back (an implicit filemark first), so
-  // that another session can open it at once.
+  // The mover stops first (it may be writing the tape), then whatever the session held goes back
+  // (an implicit filemark first), so that another session can open it at once.
+  co_await context_.stop_mover();
   co_await context_.release_devices();
   spdlog::info("{} closed", context_.tag());
   if (on_closed_) on_closed_(this);

@@ -220,6 +220,10 @@ asio::awaitable<Reply> tape_close(SessionContext& s, const Void&) {
     rep.error = NDMP4_DEV_NOT_OPEN_ERR;
     co_return Reply::with(rep);
   }
+  if (s.mover_owns_tape()) {
+    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has it (draft 3.4.3)
+    co_return Reply::with(rep);
+  }
   rep.error = co_await close_tape(s, false);
   co_return Reply::with(rep);
 }
@@ -239,7 +243,10 @@ asio::awaitable<Reply> tape_get_state(SessionContext& s, const Void&) {
     tape::TapeDrive::Capacity capacity;
   };
   Facts f;
-  if (t.loaded) {
+  // While the mover has the tape, its head is the mover's: report what is
+  // known without commanding the drive.
+  const bool mover_has_it = s.mover_owns_tape();
+  if (t.loaded && !mover_has_it) {
     f = co_await offload(s.server.workers, [&t] {
       Facts x;
       x.mode = t.head->drive().mode();
@@ -253,7 +260,7 @@ asio::awaitable<Reply> tape_get_state(SessionContext& s, const Void&) {
   if (t.media_error) rep.flags |= NDMP4_TAPE_STATE_ERROR;
   rep.unsupported = NDMP4_TAPE_STATE_SOFT_ERRORS_UNS;
   rep.soft_errors = kUnknown32;
-  const tape::HeadPosition& at = t.head->position();
+  const tape::HeadPosition& at = mover_has_it ? s.mover->last_position() : t.head->position();
   if (at.file && *at.file < kUnknown32) {
     rep.file_num = static_cast<u_int>(*at.file);
   } else {
@@ -378,6 +385,10 @@ asio::awaitable<Reply> tape_mtio(SessionContext& s, const ndmp4_tape_mtio_reques
     rep.error = NDMP4_DEV_NOT_OPEN_ERR;
     co_return Reply::with(rep);
   }
+  if (s.mover_owns_tape()) {
+    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
+    co_return Reply::with(rep);
+  }
   OpenTape& t = *s.tape;
   const ndmp4_tape_mtio_op op = req.tape_op;
   if (op < NDMP4_MTIO_FSF || op > NDMP4_MTIO_TUR) {
@@ -422,6 +433,10 @@ asio::awaitable<Reply> tape_write(SessionContext& s, const ndmp4_tape_write_requ
   ndmp4_tape_write_reply rep{};
   if (!s.tape) {
     rep.error = NDMP4_DEV_NOT_OPEN_ERR;
+    co_return Reply::with(rep);
+  }
+  if (s.mover_owns_tape()) {
+    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;
@@ -487,6 +502,10 @@ asio::awaitable<Reply> tape_read(SessionContext& s, const ndmp4_tape_read_reques
     rep.error = NDMP4_DEV_NOT_OPEN_ERR;
     co_return Reply::with(rep);
   }
+  if (s.mover_owns_tape()) {
+    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
+    co_return Reply::with(rep);
+  }
   OpenTape& t = *s.tape;
   if (req.count == 0) {
     rep.error = NDMP4_NO_ERR;
@@ -535,6 +554,11 @@ asio::awaitable<Reply> tape_execute_cdb(SessionContext& s, const ndmp4_execute_c
   if (!s.tape) {
     ndmp4_execute_cdb_reply rep{};
     rep.error = NDMP4_DEV_NOT_OPEN_ERR;
+    co_return Reply::with(rep);
+  }
+  if (s.mover_owns_tape()) {
+    ndmp4_execute_cdb_reply rep{};
+    rep.error = NDMP4_DEVICE_BUSY_ERR;
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;

@@ -19,3 +19,9 @@ add_test(NAME interop.ndmjob_tgt
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(interop.ndmjob_tgt PROPERTIES TIMEOUT 900
   ENVIRONMENT "NDMJOB_SHIM=$<TARGET_FILE:ndmjob_shim>")
+# ndmjob's test-mover against the embedded library (LOCAL and TCP phases).
+add_test(NAME interop.ndmjob_mover
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/interop/ndmjob_mover_test.sh $<TARGET_FILE:ndmpd>
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(interop.ndmjob_mover PROPERTIES TIMEOUT 600
+  ENVIRONMENT "NDMJOB_SHIM=$<TARGET_FILE:ndmjob_shim>")

@@ -1,6 +1,6 @@
 // offload(): results, exceptions and captured ownership come back intact to
 // the coroutine that awaited them, on its own executor.
-#include "ndmpd/offload.h"
+#include "mover/offload.h"
 
 #include <gtest/gtest.h>
 
@@ -28,7 +28,7 @@ TEST(Offload, SharedCaptureIsReleasedExactlyOnce) {
       [&]() -> asio::awaitable<void> {
         std::shared_ptr<int> copy = owned;
         auto work = [copy] { return *copy + 1; };
-        result = co_await ndmpd::offload(pool, work);
+        result = co_await mover::offload(pool, work);
         during = owned.use_count();  // owned, copy and work's capture
       }(),
       asio::detached);
@@ -50,13 +50,13 @@ TEST(Offload, ResumesOnTheCallersThreadAndRethrows) {
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        co_await ndmpd::offload(pool, [&] {
+        co_await mover::offload(pool, [&] {
           worker = std::this_thread::get_id();
           ran_void = true;
         });
         resumed = std::this_thread::get_id();
         try {
-          co_await ndmpd::offload(pool, []() -> int { throw std::runtime_error("media"); });
+          co_await mover::offload(pool, []() -> int { throw std::runtime_error("media"); });
         } catch (const std::runtime_error& e) {
           caught = std::string(e.what()) == "media";
         }
