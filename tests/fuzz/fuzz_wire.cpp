@@ -78,10 +78,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::span<const std::uint8_t> in(data + 1, size - 1);
 
   NullOutbox outbox;
+  boost::asio::io_context io;  // outlives the session (its mover's timers)
   ndmpd::SessionContext session(world.server, *world.dispatcher, outbox, "127.0.0.1:1", 1);
   session.state.authenticated = logged_in;
   ndmp::xdr::RecordAssembler assembler(1 << 20);
-  boost::asio::io_context io;
+  // Whatever the input started, the mover stops before the session goes.
+  struct StopMover {
+    boost::asio::io_context& io;
+    ndmpd::SessionContext& session;
+    ~StopMover() {
+      boost::asio::co_spawn(io, session.stop_mover(), boost::asio::detached);
+      io.restart();
+      io.run();
+    }
+  } stop_mover{io, session};
   while (!in.empty()) {
     std::span<const std::uint8_t> piece = in.first(std::min(chunk, in.size()));
     in = in.subspan(piece.size());

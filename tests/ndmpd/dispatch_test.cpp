@@ -120,14 +120,19 @@ class ExtensionNegotiation : public ::testing::Test {
   Harness h;
 };
 
-TEST_F(ExtensionNegotiation, GetListsTheTestingClass) {
+TEST_F(ExtensionNegotiation, GetListsTheConnectionAddressAndTestingClasses) {
   auto [err, rep] = h.call<NDMP4_CONFIG_GET_EXT_LIST>();
   ASSERT_EQ(err, NDMP4_NO_ERR);
   ASSERT_EQ(rep->error, NDMP4_NO_ERR);
-  ASSERT_EQ(rep->class_list.class_list_len, 1u);
-  EXPECT_EQ(rep->class_list.class_list_val[0].class_id, 0x7FF0);
+  ASSERT_EQ(rep->class_list.class_list_len, 2u);
+  // NetApp's connection address extension (IPv6 data connections), v1.
+  EXPECT_EQ(rep->class_list.class_list_val[0].class_id, 0x2051);
   ASSERT_EQ(rep->class_list.class_list_val[0].class_version.class_version_len, 1u);
   EXPECT_EQ(rep->class_list.class_list_val[0].class_version.class_version_val[0], 1);
+  // The testing class, v1.
+  EXPECT_EQ(rep->class_list.class_list_val[1].class_id, 0x7FF0);
+  ASSERT_EQ(rep->class_list.class_list_val[1].class_version.class_version_len, 1u);
+  EXPECT_EQ(rep->class_list.class_list_val[1].class_version.class_version_val[0], 1);
 }
 
 TEST_F(ExtensionNegotiation, SetBeforeGetIsAPreconditionError) {

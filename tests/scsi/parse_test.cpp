@@ -70,7 +70,7 @@ constexpr const char* kTgtTapeRpLong =
     "20 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
     "00 00 00 00 00 00 00 00";
 // 66 bytes
-constexpr const char* kTgtDiskInquiry =
+[[maybe_unused]] constexpr const char* kTgtDiskInquiry =
     "00 00 05 12 3d 00 00 02 49 45 54 20 20 20 20 20 56 49 52 54 55 41 4c 2d "
     "44 49 53 4b 20 20 20 20 30 30 30 31 00 00 00 00 00 00 00 00 00 00 00 00 "
     "00 00 00 00 00 00 00 00 00 00 04 c0 09 60 03 00 00 00";
@@ -100,7 +100,7 @@ constexpr const char* kTgtChangerInquiry =
     "43 48 41 4e 47 45 52 20 30 30 30 31 00 00 00 00 00 00 00 00 00 00 00 00 "
     "00 00 00 00 00 00 00 00 00 00 04 80 09 60 03 00 00 00";
 // 76 bytes
-constexpr const char* kTgtChangerVpd83 =
+[[maybe_unused]] constexpr const char* kTgtChangerVpd83 =
     "08 83 00 48 02 01 00 24 49 45 54 20 20 20 20 20 30 30 30 33 30 30 30 33 "
     "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 03 00 08 "
     "30 00 00 03 00 00 00 03 01 03 00 10 60 00 00 00 00 00 00 00 0e 00 00 00 "
@@ -142,7 +142,7 @@ constexpr const char* kTgtResIe =
     "00 00 00 00 43 4c 4e 30 30 31 43 55 20 20 20 20 20 20 20 20 20 20 20 20 "
     "20 20 20 20 20 20 20 20 20 20 20 20";
 // 180 bytes
-constexpr const char* kTgtResDtEmpty =
+[[maybe_unused]] constexpr const char* kTgtResDtEmpty =
     "00 01 00 02 00 00 00 b4 04 80 00 56 00 00 00 ac 00 01 00 00 00 00 00 00 "
     "00 00 00 00 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 "
     "20 20 20 20 20 20 20 20 20 20 20 20 00 00 00 00 02 01 00 22 49 45 54 20 "
