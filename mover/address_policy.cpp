@@ -164,8 +164,10 @@ bool AddressPolicy::allows(const ip::address& peer_in) const {
   }
   if (peer.is_v4()) {
     const ip::network_v4 host(peer.to_v4(), 32);
-    return std::any_of(v4_.begin(), v4_.end(),
-                       [&host](const ip::network_v4& n) { return host.is_subnet_of(n); });
+    // is_subnet_of() is strict: a network of one host equals, not contains.
+    return std::any_of(v4_.begin(), v4_.end(), [&host](const ip::network_v4& n) {
+      return host == n || host.is_subnet_of(n);
+    });
   }
   ip::address_v6 v6 = peer.to_v6();
   v6.scope_id(0);

@@ -58,16 +58,28 @@ void tune_data_socket(asio::ip::tcp::socket& s, std::size_t buffer_bytes) {
 // ---- LOCAL ----
 
 LocalPipe::LocalPipe(asio::any_io_executor ex, std::size_t capacity)
-    : capacity_(capacity == 0 ? 1 : capacity), readable_(ex), writable_(ex) {
+    : capacity_(capacity == 0 ? 1 : capacity), readable_(ex), gone_(ex), writable_(ex) {
   readable_.expires_at(asio::steady_timer::time_point::max());
   writable_.expires_at(asio::steady_timer::time_point::max());
+  gone_.expires_at(asio::steady_timer::time_point::max());
+}
+
+void LocalPipe::reader_gone() {
+  reader_gone_ = true;
+  finished_ = true;  // nobody reads what would be written
+  wake(gone_);
+  wake(writable_);
+}
+
+asio::awaitable<void> LocalPipe::wait_reader_gone() {
+  auto keep = shared_from_this();
+  while (!closed_ && !reader_gone_) co_await gone_.async_wait(kToken);
 }
 
 asio::awaitable<error_code> LocalPipe::push(std::vector<std::uint8_t> block) {
   auto keep = shared_from_this();
   // A block larger than the capacity goes in alone, into an empty pipe.
   while (!closed_ && !finished_ && bytes_ > 0 && bytes_ + block.size() > capacity_) {
-    writable_.expires_at(asio::steady_timer::time_point::max());
     co_await writable_.async_wait(kToken);
   }
   if (closed_) co_return asio::error::operation_aborted;
@@ -83,7 +95,6 @@ asio::awaitable<std::pair<error_code, std::size_t>> LocalPipe::pull(
     std::span<std::uint8_t> buffer) {
   auto keep = shared_from_this();
   while (!closed_ && bytes_ == 0 && !finished_) {
-    readable_.expires_at(asio::steady_timer::time_point::max());
     co_await readable_.async_wait(kToken);
   }
   if (closed_) co_return std::make_pair(error_code(asio::error::operation_aborted), 0);
@@ -117,6 +128,7 @@ void LocalPipe::close() {
   bytes_ = 0;
   wake(readable_);
   wake(writable_);
+  wake(gone_);
 }
 
 namespace {
@@ -125,11 +137,22 @@ class LocalEnd final : public DataStream {
  public:
   LocalEnd(std::shared_ptr<LocalPipe> pipe, bool writer)
       : pipe_(std::move(pipe)), writer_(writer) {}
-  ~LocalEnd() override { pipe_->finish(); }
+  ~LocalEnd() override {
+    if (writer_) {
+      pipe_->finish();
+    } else {
+      pipe_->reader_gone();
+    }
+  }
 
+  // The writer's end reads nothing but the end: it comes when the reader
+  // went away.
   asio::awaitable<std::pair<error_code, std::size_t>> read_some(
       std::span<std::uint8_t> buffer) override {
-    if (writer_) co_return std::make_pair(error_code(asio::error::operation_not_supported), 0);
+    if (writer_) {
+      co_await pipe_->wait_reader_gone();
+      co_return std::make_pair(error_code(asio::error::eof), 0);
+    }
     co_return co_await pipe_->pull(buffer);
   }
   asio::awaitable<error_code> write(std::span<const std::span<const std::uint8_t>> bufs) override {
@@ -141,7 +164,13 @@ class LocalEnd final : public DataStream {
     for (const auto& b : bufs) block.insert(block.end(), b.begin(), b.end());
     co_return co_await pipe_->push(std::move(block));
   }
-  void finish() override { pipe_->finish(); }
+  void finish() override {
+    if (writer_) {
+      pipe_->finish();
+    } else {
+      pipe_->reader_gone();
+    }
+  }
   void close() override { pipe_->close(); }
 
  private:

@@ -77,6 +77,10 @@ class LocalPipe : public std::enable_shared_from_this<LocalPipe> {
       std::span<std::uint8_t> buffer);
   void finish();
   void close();
+  // The reading end went away: the writer's end reads the end of stream.
+  void reader_gone();
+  // Waits until the reading end went away or the pipe closed.
+  boost::asio::awaitable<void> wait_reader_gone();
   std::size_t buffered() const { return bytes_; }
 
  private:
@@ -88,7 +92,9 @@ class LocalPipe : public std::enable_shared_from_this<LocalPipe> {
   std::size_t bytes_ = 0;       // unread bytes in blocks_
   bool finished_ = false;
   bool closed_ = false;
+  bool reader_gone_ = false;
   boost::asio::steady_timer readable_;
+  boost::asio::steady_timer gone_;
   boost::asio::steady_timer writable_;
 };
 
