@@ -9,3 +9,11 @@ if(NDMPD_BENCH AND NOT NDMPD_FUZZ)
   target_compile_options(tape_service_bench PRIVATE ${NDMPD_WARNINGS})
   add_dependencies(tape_service_bench ndmpd)
 endif()
+
+if(NDMPD_BENCH AND NOT NDMPD_FUZZ)
+  # Mover backup throughput over TCP (a second process) and LOCAL (in
+  # process) to the emulated tape, against dd.
+  add_executable(mover_bench bench/mover_bench.cpp)
+  target_link_libraries(mover_bench PRIVATE ndmp_mover CLI11::CLI11)
+  target_compile_options(mover_bench PRIVATE ${NDMPD_WARNINGS})
+endif()
