@@ -673,8 +673,8 @@ TEST(Mover, ConnectToADisallowedAddressIsRefused) {
 
 // A data connection from outside the allowed networks is not accepted.
 TEST(Mover, ListenAcceptsOnlyAllowedPeers) {
-  Daemon d(Daemon::Options::config(shipped_config_with(
-      "[limits]", "[data_connections]\nallow = [\"127.0.0.2/32\"]\n\n[limits]")));
+  Daemon d(
+      Daemon::Options::config(shipped_config_with("allow = []", "allow = [\"127.0.0.2/32\"]")));
   MoverDma dma(d);
   ASSERT_EQ(dma.move(kFirstSlot, kDrive0), NDMP4_NO_ERR);
   ASSERT_EQ(dma.open("vtl0.drive0", NDMP4_TAPE_RDWR_MODE), NDMP4_NO_ERR);
@@ -735,8 +735,8 @@ TEST(Mover, RequestErrors) {
 
 // IPv6 data connections through NetApp's connection address extension.
 TEST(Mover, Ipv6ThroughTheConnectionAddressExtension) {
-  Daemon d(Daemon::Options::config(shipped_config_with(
-      "[limits]", "[data_connections]\nlisten_addresses = [\"127.0.0.1\", \"::1\"]\n\n[limits]")));
+  Daemon d(Daemon::Options::config(
+      shipped_config_with("listen_addresses = []", "listen_addresses = [\"127.0.0.1\", \"::1\"]")));
   MoverDma dma(d);
   ASSERT_EQ(dma.move(kFirstSlot, kDrive0), NDMP4_NO_ERR);
   ASSERT_EQ(dma.open("vtl0.drive0", NDMP4_TAPE_RDWR_MODE), NDMP4_NO_ERR);

@@ -79,6 +79,9 @@ class Harness {
   Mover& mover() { return *mover_; }
   boost::asio::io_context& io() { return io_; }
   tape::TapeHead& head() { return *head_; }
+  // The session no longer has a tape open (what NDMP itself never allows
+  // while the mover is active).
+  void drop_tape() { head_.reset(); }
 
   // Moves the cartridge of slot `slot` (0-based) into the drive (the one
   // there back to its slot first) and makes a new head for it.

@@ -121,6 +121,28 @@ TEST(MoverLocal, BackupAcrossCartridgesThenRecover) {
   std::filesystem::remove_all(dir);
 }
 
+// No tape under an active mover (NDMP prevents it; the engine must not
+// crash on it either): INTERNAL_ERROR.
+TEST(MoverLocal, NoTapeHaltsWithInternalError) {
+  const auto dir = scratch();
+  {
+    Harness h(dir, 1, 8u << 20, 1u << 20);
+    Mover& m = h.mover();
+    ASSERT_EQ(m.set_window(0, kInfinity), NDMP4_NO_ERR);
+    auto pipe = std::make_shared<LocalPipe>(h.io().get_executor(), 1u << 20);
+    std::shared_ptr<DataStream> source = pipe->writer_end();
+    ASSERT_EQ(m.connect_local(NDMP4_MOVER_MODE_READ, pipe->reader_end()), NDMP4_NO_ERR);
+    h.drop_tape();
+    asio::co_spawn(h.io(), produce(source, 1u << 20), asio::detached);
+    ASSERT_TRUE(h.run_until([&] { return !h.events.empty(); }));
+    EXPECT_TRUE(h.events.front().halted);
+    EXPECT_EQ(h.events.front().reason, NDMP4_MOVER_HALT_INTERNAL_ERROR);
+    EXPECT_EQ(m.state().state, NDMP4_MOVER_STATE_HALTED);
+    EXPECT_EQ(m.state().bytes_moved, 0u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(LocalPipe, BackpressureAndEnds) {
   asio::io_context io;
   auto pipe = std::make_shared<LocalPipe>(io.get_executor(), 1000);

@@ -115,6 +115,21 @@ level = "debug"
   EXPECT_EQ(c->log_level, "debug");
 }
 
+TEST_F(ConfigTest, DataConnectionsAndMover) {
+  EXPECT_NE(error_of("[data_connections]\nallow = [\"10.0.0.0/40\"]\n")
+                .find(":2: data_connections.allow: not a network: 10.0.0.0/40"),
+            std::string::npos);
+  EXPECT_NE(error_of("[data_connections]\nlisten_addresses = [\"0.0.0.0\"]\n")
+                .find("data_connections.listen_addresses"),
+            std::string::npos);
+  EXPECT_NE(error_of("[data_connections]\nport_low = 5000\n").find("data_connections.port_low"),
+            std::string::npos);
+  EXPECT_NE(error_of("[data_connections]\nport_low = 5000\nport_high = 4000\n")
+                .find("data_connections.port_high"),
+            std::string::npos);
+  EXPECT_NE(error_of("[mover]\nbuffer_mib = 0\n").find("mover.buffer_mib"), std::string::npos);
+}
+
 TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(
       error_of("[limits]\nmax_sessions = 0\n"),
