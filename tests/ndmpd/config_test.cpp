@@ -206,8 +206,9 @@ path = "/dev/sg4"
 }
 
 TEST_F(ConfigTest, DeviceSectionErrors) {
-  EXPECT_NE(error_of("[libraries.v]\ncartridges = 20\nslots = 4\n").find("more cartridges than slots"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("[libraries.v]\ncartridges = 20\nslots = 4\n").find("more cartridges than slots"),
+      std::string::npos);
   EXPECT_NE(error_of("[libraries.v]\ncartridge_capacity_mb = 10\nearly_warning_mb = 10\n")
                 .find("libraries.v.early_warning_mb"),
             std::string::npos);
