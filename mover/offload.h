@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -45,27 +46,31 @@ auto offload(boost::asio::thread_pool& pool, F&& fn) {
   static_assert(std::is_default_constructible_v<R> || std::is_void_v<R>);
   using Signature = typename detail::OffloadSignature<R>::type;
   return asio::async_initiate<const asio::use_awaitable_t<>, Signature>(
-      [&pool](auto handler, Fn work) {
+      [&pool](auto handler, Fn fn_in) {
         auto home = asio::make_work_guard(asio::get_associated_executor(handler));
-        asio::post(pool, [handler = std::move(handler), work = std::move(work),
+        // The work is destroyed on the worker before the caller resumes, so
+        // that what it captured is released by then.
+        asio::post(pool, [handler = std::move(handler), work = std::optional<Fn>(std::move(fn_in)),
                           home = std::move(home)]() mutable {
           std::exception_ptr failure;
           if constexpr (std::is_void_v<R>) {
             try {
-              work();
+              (*work)();
             } catch (...) {
               failure = std::current_exception();
             }
+            work.reset();
             asio::dispatch(home.get_executor(), [handler = std::move(handler), failure]() mutable {
               std::move(handler)(failure);
             });
           } else {
             R result{};
             try {
-              result = work();
+              result = (*work)();
             } catch (...) {
               failure = std::current_exception();
             }
+            work.reset();
             asio::dispatch(home.get_executor(), [handler = std::move(handler), failure,
                                                  result = std::move(result)]() mutable {
               std::move(handler)(failure, std::move(result));
