@@ -30,7 +30,7 @@ TEST(Offload, SharedCaptureIsReleasedExactlyOnce) {
         auto work = [copy] { return *copy + 1; };
         result = co_await mover::offload(pool, work);
         during = owned.use_count();  // owned, copy and work's capture
-      }(),
+      },
       asio::detached);
   io.run();
   after = owned.use_count();
@@ -60,7 +60,7 @@ TEST(Offload, ResumesOnTheCallersThreadAndRethrows) {
         } catch (const std::runtime_error& e) {
           caught = std::string(e.what()) == "media";
         }
-      }(),
+      },
       asio::detached);
   io.run();
   pool.join();
