@@ -90,6 +90,11 @@ class SessionContext {
   mover::Mover& mover_on(boost::asio::any_io_executor strand);
   // The mover has the tape (LISTEN or ACTIVE): the DMA may not use it.
   bool mover_owns_tape() const { return mover && mover->owns_tape(); }
+  // The mover is LISTEN, ACTIVE or PAUSED (the idle timeout waits).
+  bool mover_has_job() const {
+    return mover && mover->state().state != NDMP4_MOVER_STATE_IDLE &&
+           mover->state().state != NDMP4_MOVER_STATE_HALTED;
+  }
   // Halts the mover, if it runs, and waits for it (the session ends).
   boost::asio::awaitable<void> stop_mover();
   // The DMA selected NetApp's connection address extension (IPv6).

@@ -187,6 +187,9 @@ asio::awaitable<void> Session::watchdog() {
       co_return;
     }
     const auto now = std::chrono::steady_clock::now();
+    // A session whose mover has a job (listening, moving, or paused for the
+    // DMA) is not idle, however quiet its DMA is.
+    if (context_.mover_has_job()) last_activity_ = now;
     if (shutting_down_ && !busy_) co_return;  // ends the reader with it
     if (!busy_ && !context_.state.authenticated && now - started >= cfg.login_timeout) {
       spdlog::warn("{} no login within {} s: closing", context_.tag(), cfg.login_timeout.count());

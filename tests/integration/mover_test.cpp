@@ -656,6 +656,21 @@ TEST(Mover, DmaGoneWhileActiveKeepsTheRecordsAndReleasesTheDrive) {
   EXPECT_LE(records * kRecord, sent.load());
 }
 
+// A quiet DMA whose mover has a job is not idle: the idle timeout waits.
+TEST(Mover, IdleTimeoutSparesASessionWithAMoverJob) {
+  Daemon d(Daemon::Options::config(shipped_config_with("idle_timeout = 1800", "idle_timeout = 1")));
+  MoverDma dma(d);
+  ASSERT_EQ(dma.move(kFirstSlot, kDrive0), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.open("vtl0.drive0", NDMP4_TAPE_RDWR_MODE), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.listen(NDMP4_MOVER_MODE_READ).first, NDMP4_NO_ERR);
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(dma.mover()->state, NDMP4_MOVER_STATE_LISTEN);
+  EXPECT_EQ(dma.abort(), NDMP4_NO_ERR);
+  EXPECT_EQ(dma.stop(), NDMP4_NO_ERR);
+  // Without a job it is idle again.
+  EXPECT_TRUE(dma.c.wait_closed(5s));
+}
+
 // MOVER_CONNECT dials only what the policy allows; the refusal is logged.
 TEST(Mover, ConnectToADisallowedAddressIsRefused) {
   Daemon d;
