@@ -8,7 +8,7 @@
 // list of tgt 1.0.85's deviations:
 //  - READ POSITION: byte 0 holds the data length, so no position can be read
 //    (kNoReadPosition).
-//  - LOCATE and ERASE are not implemented: INVALID COMMAND OPERATION CODE
+//  - LOCATE and ERASE: tgt refuses them, INVALID COMMAND OPERATION CODE
 //    (kNoLocate, kNoErase).
 //  - SILI is ignored: a short record still reports ILI (kSiliIgnored).
 //  - A read shorter than the record (ILI, negative INFORMATION) transfers
@@ -25,7 +25,7 @@
 //  - LOAD UNLOAD does nothing: no unload, no rewind (kLoadUnloadIgnored).
 //  - Past its size the cartridge keeps taking writes, each reported as
 //    early warning: there is no VOLUME OVERFLOW (kNoOverflow).
-//  - EXCHANGE MEDIUM is not implemented (kNoExchange).
+//  - EXCHANGE MEDIUM: tgt refuses it (kNoExchange).
 //  - DVCID names a drive by vendor, product and serial in ASCII, cut 8 bytes
 //    short, not by its NAA designator (kDvcidAscii).
 //  - A cartridge cannot be write-protected from the initiator side, so the
