@@ -7,7 +7,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
 
@@ -144,28 +143,8 @@ ndmp4_error Mover::listen_tcp(ndmp4_mover_mode mode,
                               std::vector<tcp::endpoint>& offered) {
   if (st_.state != NDMP4_MOVER_STATE_IDLE) return NDMP4_ILLEGAL_STATE_ERR;
   offered.clear();
-  for (const asio::ip::address& a : addresses) {
-    auto acceptor = std::make_shared<tcp::acceptor>(strand_);
-    error_code ec;
-    const bool ranged = settings_.port_low != 0 && settings_.port_high >= settings_.port_low;
-    for (unsigned port = ranged ? settings_.port_low : 0;; ++port) {
-      ec.clear();
-      if (acceptor->is_open()) acceptor->close(ec);
-      acceptor->open(a.is_v4() ? tcp::v4() : tcp::v6(), ec);
-      if (!ec && a.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acceptor->bind(tcp::endpoint(a, static_cast<std::uint16_t>(port)), ec);
-      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (!ec || !ranged || port >= settings_.port_high) break;
-    }
-    if (ec) {
-      spdlog::warn("{} MOVER_LISTEN: cannot listen on {}: {}", hooks_.tag(), a.to_string(),
-                   ec.message());
-      continue;
-    }
-    offered.push_back(acceptor->local_endpoint(ec));
-    acceptors_.push_back(std::move(acceptor));
-  }
-  if (offered.empty()) {
+  if (open_listeners(strand_, addresses, settings_, hooks_.tag() + " MOVER_LISTEN", acceptors_,
+                     offered) != NDMP4_NO_ERR) {
     close_connections();
     return NDMP4_IO_ERR;
   }
@@ -205,35 +184,17 @@ ndmp4_error Mover::connect_local(ndmp4_mover_mode mode, std::unique_ptr<DataStre
 asio::awaitable<ndmp4_error> Mover::connect_tcp(ndmp4_mover_mode mode,
                                                 const std::vector<tcp::endpoint>& peers) {
   if (st_.state != NDMP4_MOVER_STATE_IDLE) co_return NDMP4_ILLEGAL_STATE_ERR;
-  std::vector<tcp::endpoint> allowed;
-  for (const tcp::endpoint& p : peers) {
-    if (policy_.allows(p.address()) && p.port() != 0) {
-      allowed.push_back(p);
-    } else {
-      spdlog::warn(
-          "{} MOVER_CONNECT: {}:{} is not an allowed data connection address (allowed: {})",
-          hooks_.tag(), p.address().to_string(), p.port(), policy_.describe());
-    }
-  }
-  if (allowed.empty()) co_return NDMP4_ILLEGAL_ARGS_ERR;
-  for (const tcp::endpoint& p : allowed) {
-    tcp::socket socket(strand_);
-    asio::steady_timer limit(strand_, settings_.connect_timeout);
-    auto result = co_await (socket.async_connect(p, kToken) || limit.async_wait(kToken));
-    if (result.index() == 0 && !std::get<0>(std::get<0>(result))) {
-      tune_data_socket(socket, settings_.socket_buffer_bytes);
-      error_code ec;
-      const tcp::endpoint peer = socket.remote_endpoint(ec);
-      st_.mode = mode;
-      become_active(std::make_unique<TcpStream>(std::move(socket)),
-                    {Connection::Kind::kTcp, ec ? p : peer});
-      spdlog::info("{} mover connected to {}:{}", hooks_.tag(), p.address().to_string(), p.port());
-      co_return NDMP4_NO_ERR;
-    }
-    spdlog::warn("{} MOVER_CONNECT: {}:{}: {}", hooks_.tag(), p.address().to_string(), p.port(),
-                 result.index() == 0 ? std::get<0>(std::get<0>(result)).message() : "timed out");
-  }
-  co_return NDMP4_CONNECT_ERR;
+  std::optional<tcp::socket> socket;
+  const ndmp4_error e =
+      co_await dial(strand_, peers, policy_, settings_, hooks_.tag() + " MOVER_CONNECT", socket);
+  if (e != NDMP4_NO_ERR) co_return e;
+  // The DMA may have aborted while the connection was being made.
+  if (st_.state != NDMP4_MOVER_STATE_IDLE) co_return NDMP4_ILLEGAL_STATE_ERR;
+  error_code ec;
+  const tcp::endpoint peer = socket->remote_endpoint(ec);
+  st_.mode = mode;
+  become_active(std::make_unique<TcpStream>(std::move(*socket)), {Connection::Kind::kTcp, peer});
+  co_return NDMP4_NO_ERR;
 }
 
 ndmp4_error Mover::read(std::uint64_t offset, std::uint64_t length) {
@@ -360,22 +321,12 @@ void Mover::become_active(std::unique_ptr<DataStream> stream, Connection c) {
 
 asio::awaitable<void> Mover::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
   TaskCount count(tasks_, engine_done_);
-  for (;;) {
-    auto [ec, socket] = co_await acceptor->async_accept(strand_, kToken);
-    if (ec || st_.state != NDMP4_MOVER_STATE_LISTEN) co_return;
-    error_code pec;
-    const tcp::endpoint peer = socket.remote_endpoint(pec);
-    if (pec || !policy_.allows(peer.address())) {
-      spdlog::warn("{} mover: refused a data connection from {} (allowed: {})", hooks_.tag(),
-                   pec ? "?" : peer.address().to_string(), policy_.describe());
-      continue;
-    }
-    tune_data_socket(socket, settings_.socket_buffer_bytes);
-    spdlog::info("{} mover: data connection from {}:{}", hooks_.tag(), peer.address().to_string(),
-                 peer.port());
-    become_active(std::make_unique<TcpStream>(std::move(socket)), {Connection::Kind::kTcp, peer});
-    co_return;
-  }
+  std::optional<tcp::socket> socket =
+      co_await accept_allowed(*acceptor, policy_, settings_, hooks_.tag() + " mover");
+  if (!socket || st_.state != NDMP4_MOVER_STATE_LISTEN) co_return;
+  error_code ec;
+  const tcp::endpoint peer = socket->remote_endpoint(ec);
+  become_active(std::make_unique<TcpStream>(std::move(*socket)), {Connection::Kind::kTcp, peer});
 }
 
 // ---- mode READ: connection -> tape ----

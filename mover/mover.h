@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "mover/address_policy.h"
+#include "mover/data_link.h"
 #include "mover/data_stream.h"
 #include "tape/tape_head.h"
 #include "xdr/ndmp4_wire.h"
@@ -62,13 +63,12 @@ namespace mover {
 
 constexpr std::uint64_t kInfinity = ~0ull;
 
-struct Settings {
+// The link settings (listen ports, socket buffers, connect timeout) and
+// the engine's.
+struct Settings : LinkSettings {
   std::uint32_t max_record_size = 1u << 20;
-  std::size_t buffer_bytes = 8u << 20;         // records queued between connection and tape
-  std::size_t batch_bytes = 1u << 20;          // records per trip to the worker pool
-  std::size_t socket_buffer_bytes = 4u << 20;  // SO_RCVBUF / SO_SNDBUF of data connections
-  std::chrono::milliseconds connect_timeout{10000};
-  std::uint16_t port_low = 0, port_high = 0;  // listen ports; 0, 0: any
+  std::size_t buffer_bytes = 8u << 20;  // records queued between connection and tape
+  std::size_t batch_bytes = 1u << 20;   // records per trip to the worker pool
 };
 
 // What the mover needs from its session.
