@@ -276,7 +276,7 @@ void Mover::halt(ndmp4_mover_halt_reason reason) {
   st_.state = NDMP4_MOVER_STATE_HALTED;
   st_.halt_reason = reason;
   st_.pause_reason = NDMP4_MOVER_PAUSE_NA;
-  close_connections();
+  close_connections(reason == NDMP4_MOVER_HALT_CONNECT_CLOSED);
   wake_.cancel();
   space_.cancel();
   spdlog::info("{} mover halted: {} ({} bytes moved, {} records)", hooks_.tag(),
@@ -284,13 +284,22 @@ void Mover::halt(ndmp4_mover_halt_reason reason) {
   hooks_.halted(reason);
 }
 
-void Mover::close_connections() {
+void Mover::close_connections(bool graceful) {
   for (auto& a : acceptors_) {
     error_code ignored;
     a->close(ignored);
   }
   acceptors_.clear();
-  if (stream_) stream_->close();
+  if (!stream_) return;
+  // A LOCAL pipe still holds what the mover handed over: a graceful end
+  // lets the data server read it (the data server's end then goes, and
+  // with it the engine's last wait).  A socket delivers what it was given
+  // even when closed.
+  if (graceful && st_.connection.kind == Connection::Kind::kLocal) {
+    stream_->finish();
+  } else {
+    stream_->close();
+  }
 }
 
 asio::awaitable<void> Mover::wait_for_engine() {

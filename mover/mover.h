@@ -160,7 +160,7 @@ class Mover {
   void become_active(std::unique_ptr<DataStream> stream, Connection c);
   void pause(ndmp4_mover_pause_reason reason, std::uint64_t seek_position);
   void halt(ndmp4_mover_halt_reason reason);
-  void close_connections();
+  void close_connections(bool graceful = false);
   boost::asio::awaitable<void> wait_for_engine();
   boost::asio::awaitable<void> wait(boost::asio::steady_timer& t);
   // Waits until ACTIVE again (true) or halted (false).

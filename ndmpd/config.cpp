@@ -279,6 +279,13 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
     c.mover_buffer_bytes = buffer_mib << 20;
     if (!done(s)) return false;
   }
+  if (const toml::table* t = table("data")) {
+    Section s(*t, "data.", file);
+    std::int64_t interval = c.data_progress_interval.count();
+    s.integer("progress_interval", interval, 1, 86400);
+    c.data_progress_interval = std::chrono::seconds(interval);
+    if (!done(s)) return false;
+  }
   if (const toml::table* t = table("auth")) {
     Section s(*t, "auth.", file);
     std::vector<std::string> methods;

@@ -79,6 +79,9 @@ struct Config {
   std::uint32_t mover_max_record_bytes = 1u << 20;
   std::size_t mover_buffer_bytes = 8u << 20;
 
+  // [data]: the data server's LOG_MESSAGE progress lines.
+  std::chrono::seconds data_progress_interval{30};
+
   // [exports]
   std::vector<Export> exports;
 

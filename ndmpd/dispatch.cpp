@@ -24,6 +24,7 @@ std::shared_ptr<const Dispatcher> Dispatcher::create() {
   register_tape_handlers(*d);
   register_scsi_handlers(*d);
   register_mover_handlers(*d);
+  register_data_handlers(*d);
   register_test_extension(*d);
   return d;
 }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "mover/mover.h"
+#include "ndmpd/data_server.h"
 #include "ndmpd/devices.h"
 #include "ndmpd/outbox.h"
 #include "ndmpd/server_context.h"
@@ -97,6 +98,14 @@ class SessionContext {
   }
   // Halts the mover, if it runs, and waits for it (the session ends).
   boost::asio::awaitable<void> stop_mover();
+
+  // The session's data server, made at its first DATA request.
+  std::unique_ptr<DataServer> data;
+  DataServer& data_on(boost::asio::any_io_executor strand);
+  // The data server listens, is connected or runs an operation.
+  bool data_has_job() const { return data && data->has_job(); }
+  // Aborts the data server's operation, if any, and waits for it.
+  boost::asio::awaitable<void> stop_data();
   // The DMA selected NetApp's connection address extension (IPv6).
   bool ipv6_addresses() const;
 
@@ -175,6 +184,7 @@ void register_config_handlers(Dispatcher& d);
 void register_tape_handlers(Dispatcher& d);
 void register_scsi_handlers(Dispatcher& d);
 void register_mover_handlers(Dispatcher& d);
+void register_data_handlers(Dispatcher& d);
 void register_test_extension(Dispatcher& d);
 
 // The extension class of a message code (its top 16 bits); 0 for the core.

@@ -37,6 +37,20 @@ mover::Settings ServerContext::make_mover_settings(const Config& cfg) {
   return s;
 }
 
+DataSettings ServerContext::make_data_settings(const Config& cfg) {
+  DataSettings d;
+  d.link = make_mover_settings(cfg);
+  d.buffer_bytes = cfg.mover_buffer_bytes;
+  d.progress_interval = cfg.data_progress_interval;
+  return d;
+}
+
+std::vector<data::ExportedFs> ServerContext::make_exports(const Config& cfg) {
+  std::vector<data::ExportedFs> out;
+  for (const Export& e : cfg.exports) out.push_back({e.name, e.path});
+  return out;
+}
+
 namespace {
 
 std::string hex(const scsi::Bytes& b) {

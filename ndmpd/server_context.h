@@ -14,6 +14,8 @@
 #include "ndmpd/auth.h"
 #include "ndmpd/config.h"
 #include "ndmpd/data/butype.h"
+#include "ndmpd/data/env.h"
+#include "ndmpd/data_server.h"
 #include "ndmpd/devices.h"
 #include "ndmpd/host_info.h"
 #include "tape/registry.h"
@@ -36,6 +38,8 @@ struct ServerContext {
         host(HostInfo::discover(cfg)),
         data_policy(make_data_policy(cfg)),
         mover_settings(make_mover_settings(cfg)),
+        data_settings(make_data_settings(cfg)),
+        exports(make_exports(cfg)),
         workers(pool) {}
 
   const Config& config;
@@ -44,6 +48,8 @@ struct ServerContext {
   const HostInfo host;
   const mover::AddressPolicy data_policy;  // where data connections may go
   const mover::Settings mover_settings;
+  const DataSettings data_settings;
+  const std::vector<data::ExportedFs> exports;  // what FILESYSTEM and PREFIX may name
   ButypeRegistry butypes;
   std::shared_ptr<tape::DeviceRegistry> registry;  // the devices DMAs may open
   DeviceLocks locks;                               // which session holds which
@@ -53,6 +59,8 @@ struct ServerContext {
 
   static mover::AddressPolicy make_data_policy(const Config& cfg);
   static mover::Settings make_mover_settings(const Config& cfg);
+  static DataSettings make_data_settings(const Config& cfg);
+  static std::vector<data::ExportedFs> make_exports(const Config& cfg);
 
   // Fills `registry` and the descriptions from it.
   void attach(std::shared_ptr<tape::DeviceRegistry> devices);

@@ -107,8 +107,10 @@ asio::awaitable<void> Session::run() {
   }
   co_await drain(kDrainLimit);
   close();
-  // The mover stops first (it may be writing the tape), then whatever the session held goes back
-  // (an implicit filemark first), so that another session can open it at once.
+  // The data server and the mover stop first (the mover may be writing the tape), then whatever
+  // the session held goes back (an implicit filemark first), so that another session can open
+  // it at once.
+  co_await context_.stop_data();
   co_await context_.stop_mover();
   co_await context_.release_devices();
   spdlog::info("{} closed", context_.tag());
@@ -189,7 +191,7 @@ asio::awaitable<void> Session::watchdog() {
     const auto now = std::chrono::steady_clock::now();
     // A session whose mover has a job (listening, moving, or paused for the
     // DMA) is not idle, however quiet its DMA is.
-    if (context_.mover_has_job()) last_activity_ = now;
+    if (context_.mover_has_job() || context_.data_has_job()) last_activity_ = now;
     if (shutting_down_ && !busy_) co_return;  // ends the reader with it
     if (!busy_ && !context_.state.authenticated && now - started >= cfg.login_timeout) {
       spdlog::warn("{} no login within {} s: closing", context_.tag(), cfg.login_timeout.count());

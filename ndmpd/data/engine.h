@@ -141,9 +141,9 @@ struct RecoverName {
   // The entry as file history named it: "/dir/file" from the backup root
   // ("/" is the root: everything).
   std::string original_path;
-  // Where it goes, relative to RecoverJob::destination ("" or "/": the
-  // destination itself; "new/name": renamed).  The data server has checked
-  // it has no ".." component.
+  // Where it goes, relative to RecoverJob::destination: "new/name"
+  // (renamed), "/" (the destination itself), "" (its own path there).  The
+  // data server has checked it has no ".." component.
   std::string destination_path;
   std::uint64_t fh_info = kUnknown;  // the image offset of its headers, if known
 };

@@ -2,11 +2,7 @@
 // session's mover::Mover.  Checks come in the order ndmjob's test-mover
 // requires (arguments, then the mover's state, then the tape, then the
 // record size and window); the mover does the rest.
-//
-// Addresses: NDMP4_ADDR_TCP carries IPv4 addresses as host-order integers;
-// IPv6 goes in NetApp's NDMP4_ADDR_TCP_IPV6 (class 0x2051), offered and
-// accepted only once the DMA selected that class with CONFIG_SET_EXT_LIST:
-// a DMA that did not cannot decode it.
+// Addresses: handlers/addresses.h.
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +10,7 @@
 #include <cstring>
 
 #include "ndmpd/dispatch.h"
+#include "ndmpd/handlers/addresses.h"
 #include "ndmpd/handlers/build.h"
 
 namespace ndmpd {
@@ -58,51 +55,8 @@ bool SessionContext::ipv6_addresses() const { return state.extensions.count(NDMP
 
 namespace {
 
-// Storage for an ndmp4_addr being encoded.
-struct AddrStorage {
-  std::vector<ndmp4_tcp_addr> v4;
-  std::vector<ndmp4_tcp_ipv6_addr> v6;
-};
-
-// One or more endpoints as an ndmp4_addr of the family's type (all of one
-// family: a TCP arm cannot hold IPv6).
-ndmp4_addr to_addr(const std::vector<tcp::endpoint>& eps, bool v6, AddrStorage& store) {
-  ndmp4_addr a{};
-  if (!v6) {
-    a.addr_type = NDMP4_ADDR_TCP;
-    for (const tcp::endpoint& e : eps) {
-      if (!e.address().is_v4()) continue;
-      ndmp4_tcp_addr t{};
-      t.ip_addr = e.address().to_v4().to_uint();
-      t.port = e.port();
-      store.v4.push_back(t);
-    }
-    build::array(a.ndmp4_addr_u.tcp_addr.tcp_addr_len, a.ndmp4_addr_u.tcp_addr.tcp_addr_val,
-                 store.v4);
-  } else {
-    a.addr_type = NDMP4_ADDR_TCP_IPV6;
-    for (const tcp::endpoint& e : eps) {
-      if (!e.address().is_v6()) continue;
-      ndmp4_tcp_ipv6_addr t{};
-      const auto bytes = e.address().to_v6().to_bytes();
-      std::memcpy(t.ip_addr, bytes.data(), 16);
-      t.port = e.port();
-      store.v6.push_back(t);
-    }
-    build::array(a.ndmp4_addr_u.tcp_ipv6_addr.tcp_ipv6_addr_len,
-                 a.ndmp4_addr_u.tcp_ipv6_addr.tcp_ipv6_addr_val, store.v6);
-  }
-  return a;
-}
-
 bool mode_valid(ndmp4_mover_mode m) {
   return m == NDMP4_MOVER_MODE_READ || m == NDMP4_MOVER_MODE_WRITE;
-}
-
-// The address type is one this session may use.
-bool type_valid(const SessionContext& s, ndmp4_addr_type t) {
-  return t == NDMP4_ADDR_LOCAL || t == NDMP4_ADDR_TCP ||
-         (t == NDMP4_ADDR_TCP_IPV6 && s.ipv6_addresses());
 }
 
 // The tape checks of LISTEN, CONNECT and CONTINUE.
@@ -135,14 +89,7 @@ asio::awaitable<Reply> get_state(SessionContext& s, const Void&) {
   AddrStorage store;
   if (st.connection.kind == mover::Connection::Kind::kTcp) {
     // One address, no environment (draft 3.6.1.1).
-    const tcp::endpoint& e = st.connection.endpoint;
-    const bool v6 = e.address().is_v6() && !e.address().to_v6().is_v4_mapped();
-    tcp::endpoint shown = e;
-    if (e.address().is_v6() && e.address().to_v6().is_v4_mapped()) {
-      shown = tcp::endpoint(asio::ip::make_address_v4(asio::ip::v4_mapped, e.address().to_v6()),
-                            e.port());
-    }
-    if (!v6 || s.ipv6_addresses()) rep.data_connection_addr = to_addr({shown}, v6, store);
+    rep.data_connection_addr = connection_addr(s, st.connection.endpoint, store);
   } else {
     rep.data_connection_addr.addr_type = NDMP4_ADDR_LOCAL;
   }
@@ -173,7 +120,7 @@ asio::awaitable<Reply> listen(SessionContext& s, const ndmp4_mover_listen_reques
     return Reply::with(rep);
   };
   if (!mode_valid(req.mode)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
-  if (!type_valid(s, req.addr_type)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
+  if (!addr_type_valid(s, req.addr_type)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
   if (m.state().state != NDMP4_MOVER_STATE_IDLE) co_return fail(NDMP4_ILLEGAL_STATE_ERR);
   if (const ndmp4_error e = tape_ready(s, req.mode); e != NDMP4_NO_ERR) co_return fail(e);
   if (const ndmp4_error e = m.check_ready(req.mode); e != NDMP4_NO_ERR) co_return fail(e);
@@ -183,10 +130,7 @@ asio::awaitable<Reply> listen(SessionContext& s, const ndmp4_mover_listen_reques
     co_return Reply::with(rep);
   }
   const bool v6 = req.addr_type == NDMP4_ADDR_TCP_IPV6;
-  std::vector<asio::ip::address> addresses;
-  for (const auto& a : s.server.data_policy.offer(s.local_address, true)) {
-    if (a.is_v6() == v6) addresses.push_back(a);
-  }
+  const std::vector<asio::ip::address> addresses = listen_addresses(s, req.addr_type);
   std::vector<tcp::endpoint> offered;
   rep.error = addresses.empty() ? NDMP4_IO_ERR : m.listen_tcp(req.mode, addresses, offered);
   if (rep.error != NDMP4_NO_ERR) {
@@ -195,12 +139,9 @@ asio::awaitable<Reply> listen(SessionContext& s, const ndmp4_mover_listen_reques
   }
   AddrStorage store;
   rep.connect_addr = to_addr(offered, v6, store);
-  std::string text;
-  for (const auto& e : offered) {
-    text += (text.empty() ? "" : ", ") + e.address().to_string() + ":" + std::to_string(e.port());
-  }
   spdlog::info("{} MOVER_LISTEN {} on {}", s.tag(),
-               req.mode == NDMP4_MOVER_MODE_READ ? "READ (backup)" : "WRITE (recover)", text);
+               req.mode == NDMP4_MOVER_MODE_READ ? "READ (backup)" : "WRITE (recover)",
+               describe(offered));
   co_return Reply::with(rep);
 }
 
@@ -213,32 +154,22 @@ asio::awaitable<Reply> connect(SessionContext& s, const ndmp4_mover_connect_requ
   };
   if (!mode_valid(req.mode)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
   const ndmp4_addr& a = req.addr;
-  if (!type_valid(s, a.addr_type)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
+  if (!addr_type_valid(s, a.addr_type)) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
   std::vector<tcp::endpoint> peers;
-  if (a.addr_type == NDMP4_ADDR_TCP) {
-    const auto& list = a.ndmp4_addr_u.tcp_addr;
-    for (u_int i = 0; i < list.tcp_addr_len; ++i) {
-      peers.emplace_back(asio::ip::address_v4(list.tcp_addr_val[i].ip_addr),
-                         list.tcp_addr_val[i].port);
-    }
-    if (peers.empty()) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
-  } else if (a.addr_type == NDMP4_ADDR_TCP_IPV6) {
-    const auto& list = a.ndmp4_addr_u.tcp_ipv6_addr;
-    for (u_int i = 0; i < list.tcp_ipv6_addr_len; ++i) {
-      asio::ip::address_v6::bytes_type b;
-      std::memcpy(b.data(), list.tcp_ipv6_addr_val[i].ip_addr, 16);
-      peers.emplace_back(asio::ip::address_v6(b), list.tcp_ipv6_addr_val[i].port);
-    }
-    if (peers.empty()) co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
+  if (a.addr_type != NDMP4_ADDR_LOCAL && !peers_of(a, peers)) {
+    co_return fail(NDMP4_ILLEGAL_ARGS_ERR);
   }
   if (m.state().state != NDMP4_MOVER_STATE_IDLE) co_return fail(NDMP4_ILLEGAL_STATE_ERR);
   if (const ndmp4_error e = tape_ready(s, req.mode); e != NDMP4_NO_ERR) co_return fail(e);
   if (const ndmp4_error e = m.check_ready(req.mode); e != NDMP4_NO_ERR) co_return fail(e);
   if (a.addr_type == NDMP4_ADDR_LOCAL) {
-    // LOCAL: the data server of this session must be listening; until it
-    // exists there is nobody to connect to.
-    spdlog::info("{} MOVER_CONNECT LOCAL: no data server listening", s.tag());
-    co_return fail(NDMP4_CONNECT_ERR);
+    // LOCAL: the data server of this session must be listening.
+    if (!s.data || !s.data->listening_local()) {
+      spdlog::info("{} MOVER_CONNECT LOCAL: the data server is not listening", s.tag());
+      co_return fail(NDMP4_CONNECT_ERR);
+    }
+    rep.error = m.connect_local(req.mode, s.data->join_local(req.mode));
+    co_return Reply::with(rep);
   }
   rep.error = co_await m.connect_tcp(req.mode, peers);
   co_return Reply::with(rep);
