@@ -88,6 +88,10 @@ int main(int argc, char** argv) {
   Config& config = *loaded;
   if (!listen.empty()) config.listen = listen;
   if (!state_dir.empty()) config.state_dir = state_dir;
+  // Every path the daemon keeps is absolute: libarchive's disk writer may
+  // change the working directory of the process for a moment (a recovery
+  // of a name longer than PATH_MAX).
+  config.state_dir = std::filesystem::absolute(config.state_dir);
   if (!log_level.empty()) config.log_level = log_level;
   if (!user.empty() || !password_file.empty()) {
     if (user.empty() || password_file.empty() || user.find(',') != std::string::npos) {
