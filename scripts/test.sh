@@ -6,8 +6,9 @@
 #
 #   ./scripts/test.sh              normal build (build/)
 #   ./scripts/test.sh --sanitize   the same suite built with ASan + UBSan (build-asan/)
-#   ./scripts/test.sh --fuzz [S]   libFuzzer build (clang, build-fuzz/): replay the
-#                                  corpus, then fuzz for S seconds (default 60)
+#   ./scripts/test.sh --fuzz [S]   libFuzzer build (clang, build-fuzz/): for the wire
+#                                  decoder and the tar image reader, replay the corpus,
+#                                  then fuzz for S seconds each (default 60)
 set -eu
 top="$(cd "$(dirname "$0")/.." && pwd)"
 mode="${1:-normal}"
@@ -32,13 +33,18 @@ normal)
     seconds="${2:-60}"
     CC=clang CXX=clang++ cmake -S "$top" -B "$top/build-fuzz" -G Ninja \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNDMPD_FUZZ=ON -DNDMPD_BENCH=OFF
-    cmake --build "$top/build-fuzz" --target fuzz_wire
+    cmake --build "$top/build-fuzz" --target fuzz_wire fuzz_image
     corpus="$(mktemp -d /tmp/ndmpd-fuzz-XXXXXX)"
     trap 'rm -rf "$corpus"' EXIT
-    cp "$top"/tests/fuzz/corpus/wire/* "$corpus"/
-    "$top/build-fuzz/tests/fuzz_wire" -runs=0 "$top/tests/fuzz/corpus/wire"
-    "$top/build-fuzz/tests/fuzz_wire" -max_total_time="$seconds" -rss_limit_mb=2048 \
-        -print_final_stats=1 "$corpus"
+    # Each decoder: its committed corpus replayed, then S seconds of
+    # fuzzing from a copy (libFuzzer adds what it finds to its directory).
+    for target in wire image; do
+        mkdir -p "$corpus/$target"
+        cp "$top"/tests/fuzz/corpus/$target/* "$corpus/$target"/
+        "$top/build-fuzz/tests/fuzz_$target" -runs=0 "$top/tests/fuzz/corpus/$target"
+        "$top/build-fuzz/tests/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
+            -print_final_stats=1 "$corpus/$target"
+    done
     ;;
 *)
     echo "usage: $0 [--sanitize | --fuzz [SECONDS]]" >&2
