@@ -140,6 +140,11 @@ class DataServer::Bridge final : public data::Sink, public data::Source, public 
     if (out_.size() < kBlock) return true;
     return send(std::exchange(out_, {}));
   }
+  bool write_owned(std::vector<std::uint8_t>&& block) override {
+    if (cancel.requested()) return false;
+    if (!out_.empty() || block.size() < kSmallWrite) return write(block);
+    return send(std::move(block));
+  }
   // The image is complete: what is gathered, then the end marker (an
   // empty block).
   bool finish_image() {

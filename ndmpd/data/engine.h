@@ -51,6 +51,9 @@ class Sink {
   // Blocks while the connection is full.  false: the connection is gone or
   // the operation was cancelled; the engine stops (its result says why).
   virtual bool write(std::span<const std::uint8_t> bytes) = 0;
+  // The same for a block the engine gives away (no copy where the Sink can
+  // keep it).
+  virtual bool write_owned(std::vector<std::uint8_t>&& block) { return write(block); }
 };
 
 // Where a recovery reads the image from.  The engine asks for a range of

@@ -124,7 +124,7 @@ struct ResolverFree {
 class ImageOutput {
  public:
   ImageOutput(Sink& sink, Reporter& reporter) : sink_(sink), reporter_(reporter) {
-    block_.resize(kBlockBytes);
+    block_.reserve(kBlockBytes);
   }
 
   static la_ssize_t write_callback(struct archive*, void* self, const void* buffer, size_t length) {
@@ -140,9 +140,8 @@ class ImageOutput {
   // Hands the partial last block to the Sink.
   bool flush() {
     if (failed_) return false;
-    if (used_ == 0) return true;
-    std::size_t n = std::exchange(used_, 0);
-    return deliver(block_.data(), n);
+    if (block_.empty()) return true;
+    return deliver_block();
   }
 
   // After a failure or a cancel: libarchive still writes its end blocks
@@ -156,29 +155,35 @@ class ImageOutput {
     produced_ += length;
     std::size_t left = length;
     while (left > 0) {
-      if (used_ == 0 && left >= kBlockBytes) {
-        // Whole blocks straight from libarchive's buffer: no copy.
+      if (block_.empty() && left >= kBlockBytes) {
+        // Whole blocks straight from libarchive's buffer.
         std::size_t whole = left - left % kBlockBytes;
         if (!deliver(p, whole)) return -1;
         p += whole;
         left -= whole;
         continue;
       }
-      std::size_t n = std::min(left, kBlockBytes - used_);
-      std::memcpy(block_.data() + used_, p, n);
-      used_ += n;
+      std::size_t n = std::min(left, kBlockBytes - block_.size());
+      block_.insert(block_.end(), p, p + n);
       p += n;
       left -= n;
-      if (used_ == kBlockBytes) {
-        used_ = 0;
-        if (!deliver(block_.data(), kBlockBytes)) return -1;
-      }
+      if (block_.size() == kBlockBytes && !deliver_block()) return -1;
     }
     return static_cast<la_ssize_t>(length);
   }
 
   bool deliver(const std::uint8_t* p, std::size_t n) {
-    if (!sink_.write(std::span<const std::uint8_t>(p, n))) {
+    return delivered(n, sink_.write(std::span<const std::uint8_t>(p, n)));
+  }
+  // The gathered block goes to the Sink whole (it keeps it, no copy).
+  bool deliver_block() {
+    const std::size_t n = block_.size();
+    const bool ok = sink_.write_owned(std::exchange(block_, {}));
+    block_.reserve(kBlockBytes);
+    return delivered(n, ok);
+  }
+  bool delivered(std::size_t n, bool ok) {
+    if (!ok) {
       failed_ = true;
       return false;
     }
@@ -189,8 +194,7 @@ class ImageOutput {
 
   Sink& sink_;
   Reporter& reporter_;
-  std::vector<std::uint8_t> block_;
-  std::size_t used_ = 0;
+  std::vector<std::uint8_t> block_;  // gathered bytes, up to kBlockBytes
   std::uint64_t produced_ = 0;
   std::uint64_t delivered_ = 0;
   std::uint64_t files_ = 0;
