@@ -130,6 +130,13 @@ class DataServer::Bridge final : public data::Sink, public data::Source, public 
   data::Result result;  // set by the engine's thread before it signals the end
   std::atomic<bool> result_ready{false};
 
+  // Ends the channel both ways: what waits to send or receive fails, and
+  // so does what comes later (close() alone leaves a waiting sender).
+  void shut() {
+    channel.close();
+    channel.cancel();
+  }
+
   // ---- Sink (the engine's thread)
   bool write(std::span<const std::uint8_t> b) override {
     if (cancel.requested()) return false;
@@ -355,7 +362,7 @@ DataServer::DataServer(asio::any_io_executor strand, const DataSettings& setting
 DataServer::~DataServer() {
   if (bridge_) {
     bridge_->cancel.request();
-    bridge_->channel.close();
+    bridge_->shut();
   }
   if (engine_.joinable()) engine_.join();
   if (estimator_.joinable()) estimator_.join();
@@ -589,7 +596,7 @@ asio::awaitable<void> DataServer::run_operation(std::shared_ptr<Bridge> b, bool 
     }
     grace.cancel();
     if (pump_running_ && stream_) stream_->close();
-    b->channel.close();
+    b->shut();
   }
   co_await wait_cleared(pump_running_);
   finished(b);
@@ -617,7 +624,7 @@ asio::awaitable<void> DataServer::backup_pump(std::shared_ptr<Bridge> b) {
         b->connection_failed = true;
       }
       b->cancel.request();
-      b->channel.close();
+      b->shut();
       break;
     }
   }
@@ -647,7 +654,7 @@ asio::awaitable<void> DataServer::recover_pump(std::shared_ptr<Bridge> b) {
         spdlog::warn("{} recovery: the data connection failed: {}", hooks_.tag(), ec.message());
         b->connection_failed = true;
       }
-      b->channel.close();
+      b->shut();
       break;
     }
   }
@@ -678,10 +685,12 @@ void DataServer::finished(const std::shared_ptr<Bridge>& b) {
   const data::Result& r = b->result;
   if (state_.operation == NDMP4_DATA_OP_BACKUP) env_ = r.env;
   ndmp4_data_halt_reason reason = NDMP4_DATA_HALT_SUCCESSFUL;
-  if (aborting_ || r.cancelled) {
+  if (aborting_) {
     reason = NDMP4_DATA_HALT_ABORTED;
   } else if (b->connection_failed) {
-    reason = NDMP4_DATA_HALT_CONNECT_ERROR;
+    reason = NDMP4_DATA_HALT_CONNECT_ERROR;  // the engine was cancelled because of it
+  } else if (r.cancelled) {
+    reason = NDMP4_DATA_HALT_ABORTED;
   } else if (!r.ok) {
     reason = NDMP4_DATA_HALT_INTERNAL_ERROR;
   }
@@ -723,7 +732,7 @@ asio::awaitable<ndmp4_error> DataServer::abort() {
   if (state_.state == NDMP4_DATA_STATE_ACTIVE && bridge_) {
     aborting_ = true;
     bridge_->cancel.request();
-    bridge_->channel.close();
+    bridge_->shut();
     if (stream_) stream_->close();
     co_await wait_cleared(operation_running_);  // it halts ABORTED
     co_return NDMP4_NO_ERR;

@@ -24,8 +24,9 @@ namespace {
 // Large reads keep libarchive's per-call overhead out of the profile.
 constexpr std::size_t kReadBufferSize = 1 << 20;
 // Direct access: the first range at an fh_info must hold the entry's
-// headers (pax extended header + ustar header, long names included).
-constexpr std::uint64_t kFirstRangeLength = 64 << 10;
+// headers (pax extended header + ustar header: about 1.5 KiB; longer ones
+// take another range).
+constexpr std::uint64_t kFirstRangeLength = 4 << 10;
 // Further header ranges inside a directory's subtree grow up to this, so a
 // big subtree costs few requests while a small one overreads little.
 constexpr std::uint64_t kMaxRangeLength = 4 << 20;
