@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -493,16 +495,31 @@ asio::awaitable<ndmp4_error> DataServer::start_backup(data::BackupJob job) {
     data::Result r = data::run_tar_backup(job, b, b, b.cancel);
     return r;
   });
-  // The estimate for DATA_GET_STATE: the bytes of the tree's files, found
-  // by a walk of its own at low priority (metadata only).
+  // The estimate for DATA_GET_STATE.  A whole filesystem: what statvfs
+  // says is used.  A directory: the bytes of its files, by a walk of its
+  // own at low priority (metadata only), given up past kEstimateEntries
+  // entries so that a tree of many small files does not pay twice for its
+  // metadata (DATA_GET_STATE then says the estimate is unsupported).
   estimator_ = std::thread([bridge = bridge_, root] {
+    constexpr std::uint64_t kEstimateEntries = 5000;
+    struct stat here {
+    }, parent{};
+    struct statvfs vfs {};
+    if (::stat(root.c_str(), &here) == 0 && ::stat((root / "..").c_str(), &parent) == 0 &&
+        (here.st_dev != parent.st_dev || here.st_ino == parent.st_ino) &&
+        ::statvfs(root.c_str(), &vfs) == 0) {
+      bridge->estimate = static_cast<std::uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+      return;
+    }
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-    std::uint64_t total = 0;
+    std::uint64_t total = 0, entries = 0;
     std::error_code ec;
     auto it = std::filesystem::recursive_directory_iterator(
         root, std::filesystem::directory_options::skip_permission_denied, ec);
     for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (bridge->cancel.requested() || bridge->result_ready) return;
+      if (bridge->cancel.requested() || bridge->result_ready || ++entries > kEstimateEntries) {
+        return;
+      }
       std::error_code sec;
       const auto st = it->symlink_status(sec);
       if (!sec && std::filesystem::is_regular_file(st)) {
