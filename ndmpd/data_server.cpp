@@ -356,7 +356,8 @@ DataServer::DataServer(asio::any_io_executor strand, const DataSettings& setting
       policy_(policy),
       hooks_(std::move(hooks)),
       connected_(strand),
-      done_(strand) {
+      done_(strand),
+      progress_(strand) {
   connected_.expires_at(asio::steady_timer::time_point::max());
   done_.expires_at(asio::steady_timer::time_point::max());
 }
@@ -681,11 +682,11 @@ asio::awaitable<void> DataServer::recover_pump(std::shared_ptr<Bridge> b) {
 
 asio::awaitable<void> DataServer::progress_loop(std::shared_ptr<Bridge> b) {
   const auto started = std::chrono::steady_clock::now();
-  asio::steady_timer tick(strand_);
   for (;;) {
-    tick.expires_after(settings_.progress_interval);
-    co_await tick.async_wait(kToken);
-    if (bridge_ != b || state_.state != NDMP4_DATA_STATE_ACTIVE) co_return;
+    // halt() cancels the wait: nothing lingers after the operation.
+    progress_.expires_after(settings_.progress_interval);
+    auto [ec] = co_await progress_.async_wait(kToken);
+    if (ec || bridge_ != b || state_.state != NDMP4_DATA_STATE_ACTIVE) co_return;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const std::uint64_t bytes = b->bytes.load();
@@ -725,6 +726,7 @@ void DataServer::halt(ndmp4_data_halt_reason reason) {
   if (bridge_) state_.bytes_processed = bridge_->bytes.load();
   state_.state = NDMP4_DATA_STATE_HALTED;
   state_.halt_reason = reason;
+  progress_.cancel();
   close_link();
   ndmp4_notify_data_halted_post p{};
   p.reason = reason;

@@ -141,6 +141,7 @@ class DataServer {
   std::optional<data::Env> env_;
   boost::asio::steady_timer connected_;  // LISTEN -> CONNECTED
   boost::asio::steady_timer done_;       // the engine, a pump or an operation ended
+  boost::asio::steady_timer progress_;   // the next progress LOG_MESSAGE
 };
 
 }  // namespace ndmpd
