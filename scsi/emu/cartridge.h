@@ -106,6 +106,11 @@ class Cartridge {
   // torn tail needs; the CRC then protects against decay on the disk only
   // when verified by open()'s recovery scan.  Not persisted.
   void set_verify_reads(bool on);
+  // Whether appends grow the file in 2 MiB zero extents first (see "Zero
+  // extents" in cartridge.cpp): reads from the page cache come back
+  // faster, at the price of writing every byte twice.  Off by default.
+  // Not persisted.
+  void set_zero_extents(bool on);
 
   // Reads the block at position() into `out` (up to out.size() bytes) and
   // moves past it.  Returns its full size (which may exceed out.size()).

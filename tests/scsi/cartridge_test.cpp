@@ -196,12 +196,14 @@ class CartridgeTest : public ::testing::Test {
     std::string error;
     auto c = Cartridge::create(path_, a, error);
     EXPECT_NE(c, nullptr) << error;
+    if (c) c->set_zero_extents(zero_extents_);
     return c;
   }
   std::unique_ptr<Cartridge> open() {
     std::string error;
     auto c = Cartridge::open(path_, error);
     EXPECT_NE(c, nullptr) << error;
+    if (c) c->set_zero_extents(zero_extents_);
     return c;
   }
   static Cartridge::Attributes default_attributes() {
@@ -272,6 +274,9 @@ class CartridgeTest : public ::testing::Test {
 
   fs::path dir_;
   fs::path path_;
+  // The cartridges of these tests grow in zero extents (the option the
+  // format has to survive); WithoutZeroExtents... checks the default.
+  bool zero_extents_ = true;
 };
 
 Expected small_objects(std::size_t count, std::uint64_t seed) {
@@ -437,6 +442,22 @@ TEST_F(CartridgeTest, WriteFilemarksCountsAndZeroFlushes) {
   expect_contents(*c, objects);
   EXPECT_EQ(c->next_filemark(0), 1u);
   EXPECT_EQ(c->previous_filemark(2502), 2500u);
+}
+
+TEST_F(CartridgeTest, WithoutZeroExtentsTheFileEndsAtTheObjects) {
+  zero_extents_ = false;  // the default
+  Expected objects;
+  for (std::uint64_t i = 0; i < 8; ++i) objects.push_back(pattern(i, 300000));
+  objects.push_back(std::nullopt);
+  objects.push_back(pattern(8, 139));
+  auto c = create();
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    write_all(*c, {objects[i]});
+    EXPECT_EQ(fs::file_size(path_), offset_of(objects, i + 1)) << i;
+  }
+  c.reset();
+  c = open();
+  expect_contents(*c, objects);
 }
 
 TEST_F(CartridgeTest, ZerosAheadOfTheObjectsGoWhenClosedAndAfterACrash) {
