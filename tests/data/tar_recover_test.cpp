@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "data/image_builder.h"
+#include "ndmpd/data/tar_backup.h"
 
 namespace ndmpd::data {
 namespace {
@@ -352,6 +353,64 @@ TEST_F(TarRecoverTest, FullRestoreReproducesRichTree) {
 }
 
 // ---- selective restore
+
+// The two engines together: what run_tar_backup writes, run_tar_recover
+// restores identically, POSIX ACLs included (setfacl from the acl package,
+// which scripts/setup.sh installs).
+class CollectingSink : public Sink {
+ public:
+  bool write(std::span<const std::uint8_t> b) override {
+    image.insert(image.end(), b.begin(), b.end());
+    return true;
+  }
+  std::vector<std::uint8_t> image;
+};
+
+std::string command_output(const std::string& command) {
+  std::string out;
+  if (FILE* f = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
+TEST_F(TarRecoverTest, WhatTheBackupEngineWritesComesBackIdentical) {
+  const fs::path src = make_dir("src"), dest = make_dir("dest");
+  const RichTree t = make_rich_tree(src);
+  const bool acl =
+      std::system(("setfacl -m u:1234:rw,g:5678:r " + (src / "docs" / "b.bin").string() +
+                   " && setfacl -d -m u:1234:rwx " + (src / "sub").string())
+                      .c_str()) == 0;
+  ASSERT_TRUE(acl) << "setfacl failed (the acl package, POSIX ACLs on /tmp)";
+  set_mtime(src / "sub", 1600000000, 7);
+  BackupJob job;
+  job.root = src;
+  job.filesystem = "/src";
+  job.hist = BackupJob::Hist::kFile;
+  CollectingSink sink;
+  MemoryReporter backup_reporter;
+  Cancel cancel;
+  const Result b = run_tar_backup(job, sink, backup_reporter, cancel);
+  ASSERT_TRUE(b.ok) << b.error << backup_reporter.all_logs();
+
+  MemorySource source(sink.image);
+  MemoryReporter reporter;
+  const Result r = run_tar_recover(restore_all_job(dest), source, reporter, cancel);
+  ASSERT_TRUE(r.ok) << r.error << reporter.all_logs();
+  expect_same_tree(src, dest);
+  EXPECT_EQ(fs::hard_link_count(dest / "docs" / "a.txt"), 2u);
+  if (t.has_xattr) {
+    EXPECT_EQ(xattr_of(dest / "xattr.txt", "user.ndmpd_test"), "value42");
+  }
+  for (const char* rel : {"docs/b.bin", "sub"}) {
+    SCOPED_TRACE(rel);
+    const std::string want = command_output("getfacl -cp " + (src / rel).string());
+    EXPECT_NE(want.find("user:1234:"), std::string::npos) << want;
+    EXPECT_EQ(command_output("getfacl -cp " + (dest / rel).string()), want);
+  }
+}
 
 TEST_F(TarRecoverTest, SelectiveRestoreRenamesFilesAndDirectory) {
   const fs::path src = make_dir("src"), dest = make_dir("dest");
