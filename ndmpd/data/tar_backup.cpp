@@ -269,6 +269,9 @@ class Backup {
 
   std::unique_ptr<struct archive, ArchiveWriteFree> archive_;
   std::unique_ptr<struct archive, ArchiveReadFree> disk_;
+  // The same, without looking for holes: for files whose blocks cover
+  // their size (most), which saves the SEEK_DATA / SEEK_HOLE walk.
+  std::unique_ptr<struct archive, ArchiveReadFree> dense_disk_;
   std::unique_ptr<struct archive_entry, EntryFree> entry_;
   std::unique_ptr<struct archive_entry_linkresolver, ResolverFree> resolver_;
   std::vector<std::uint8_t> read_buffer_;
@@ -310,9 +313,10 @@ bool Backup::fail_archive(const std::string& what) {
 bool Backup::setup_archive() {
   archive_.reset(archive_write_new());
   disk_.reset(archive_read_disk_new());
+  dense_disk_.reset(archive_read_disk_new());
   entry_.reset(archive_entry_new());
   resolver_.reset(archive_entry_linkresolver_new());
-  if (!archive_ || !disk_ || !entry_ || !resolver_) return fail("out of memory");
+  if (!archive_ || !disk_ || !dense_disk_ || !entry_ || !resolver_) return fail("out of memory");
   if (archive_write_set_format_pax(archive_.get()) != ARCHIVE_OK ||
       archive_write_set_bytes_per_block(archive_.get(), 0) != ARCHIVE_OK) {
     return fail_archive("cannot set up the pax writer");
@@ -330,7 +334,9 @@ bool Backup::setup_archive() {
     return fail_archive("cannot open the image");
   }
   archive_entry_linkresolver_set_strategy(resolver_.get(), archive_format(archive_.get()));
-  if (archive_read_disk_set_standard_lookup(disk_.get()) != ARCHIVE_OK) {
+  if (archive_read_disk_set_standard_lookup(disk_.get()) != ARCHIVE_OK ||
+      archive_read_disk_set_standard_lookup(dense_disk_.get()) != ARCHIVE_OK ||
+      archive_read_disk_set_behavior(dense_disk_.get(), ARCHIVE_READDISK_NO_SPARSE) != ARCHIVE_OK) {
     return fail("cannot set up owner name lookup");
   }
   read_buffer_.resize(kReadBytes);
@@ -487,15 +493,19 @@ bool Backup::emit(int fd, int parent_fd, const std::string& name, const std::str
   archive_entry_clear(entry);
   archive_entry_copy_pathname(entry, rel.c_str());
   archive_entry_copy_sourcepath(entry, source_path(parent_fd, fd, name, rel).c_str());
-  int r = archive_read_disk_entry_from_file(disk_.get(), entry, fd, &st);
+  struct archive* disk =
+      S_ISREG(st.st_mode) && std::uint64_t(st.st_blocks) * 512 >= std::uint64_t(st.st_size)
+          ? dense_disk_.get()
+          : disk_.get();
+  int r = archive_read_disk_entry_from_file(disk, entry, fd, &st);
   if (r < ARCHIVE_WARN) {
-    const char* text = archive_error_string(disk_.get());
+    const char* text = archive_error_string(disk);
     warn("cannot read the attributes of " + history_path(rel) + ": " +
          (text ? text : "unknown error") + "; skipped");
     return true;
   }
   if (r == ARCHIVE_WARN) {
-    const char* text = archive_error_string(disk_.get());
+    const char* text = archive_error_string(disk);
     warn(history_path(rel) + ": " + (text ? text : "some attributes could not be read"));
   }
   if (dirents != nullptr) {
