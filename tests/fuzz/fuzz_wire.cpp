@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -43,6 +44,8 @@ struct World {
       k.auth_failure_delay = std::chrono::milliseconds(0);
       k.auth_max_failures = 1000000;
       k.exports.push_back({"/vol0", "/nonexistent/ndmpd-fuzz", "fuzz"});
+      // DATA_LISTEN and MOVER_LISTEN open real sockets: on loopback only.
+      k.listen = {"127.0.0.1:10000"};
       return k;
     }();
     return c;
@@ -82,16 +85,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ndmpd::SessionContext session(world.server, *world.dispatcher, outbox, "127.0.0.1:1", 1);
   session.state.authenticated = logged_in;
   ndmp::xdr::RecordAssembler assembler(1 << 20);
-  // Whatever the input started, the mover stops before the session goes.
-  struct StopMover {
+  // Whatever the input started, the data server and the mover stop before
+  // the session goes (as Session::run does): listeners close, waits end.
+  struct StopJobs {
     boost::asio::io_context& io;
     ndmpd::SessionContext& session;
-    ~StopMover() {
+    ~StopJobs() {
+      boost::asio::co_spawn(io, session.stop_data(), boost::asio::detached);
       boost::asio::co_spawn(io, session.stop_mover(), boost::asio::detached);
       io.restart();
       io.run();
     }
-  } stop_mover{io, session};
+  } stop_jobs{io, session};
   while (!in.empty()) {
     std::span<const std::uint8_t> piece = in.first(std::min(chunk, in.size()));
     in = in.subspan(piece.size());
@@ -104,11 +109,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto header = ndmp::xdr::decode_header(record);
       if (!header) continue;
       check_codecs(*header, ndmp::xdr::body_of(record));
+      // The request runs until it is answered; what it leaves waiting (a
+      // DATA_LISTEN's acceptor, a start waiting for its connection) goes
+      // on in the background, as in a session, bounded by the end of the
+      // input.
+      bool answered = false;
       boost::asio::co_spawn(
           io, world.dispatcher->dispatch(session, *header, ndmp::xdr::body_of(record)),
-          boost::asio::detached);
+          [&answered](std::exception_ptr) { answered = true; });
       io.restart();
-      io.run();
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (!answered && std::chrono::steady_clock::now() < until) {
+        io.run_one_for(std::chrono::milliseconds(10));
+      }
+      io.poll();
       if (session.state.closing) return 0;
     }
   }
