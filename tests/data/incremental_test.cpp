@@ -18,10 +18,13 @@
 #include <thread>
 #include <vector>
 
+#include "data/memory_reporter.h"
 #include "ndmpd/data/tar_backup.h"
 
 namespace ndmpd::data {
 namespace {
+
+using testing::MemoryReporter;
 
 class Scratch {
  public:
@@ -47,26 +50,6 @@ class MemorySink : public Sink {
     return true;
   }
   std::vector<std::uint8_t> image;
-};
-
-class MemoryReporter : public Reporter {
- public:
-  void add_file(const std::string& path, const FileStat&, std::uint64_t, std::uint64_t) override {
-    files.push_back(path);
-  }
-  void add_dir(const std::string&, std::uint64_t, std::uint64_t) override {}
-  void add_node(const FileStat&, std::uint64_t, std::uint64_t) override {}
-  void log(Level level, const std::string& text) override { logs.emplace_back(level, text); }
-  void file_result(const std::string&, int) override {}
-  void progress(std::uint64_t, std::uint64_t) override {}
-  bool logged(Level level, const std::string& fragment) const {
-    for (const auto& [l, text] : logs) {
-      if (l == level && text.find(fragment) != std::string::npos) return true;
-    }
-    return false;
-  }
-  std::vector<std::string> files;
-  std::vector<std::pair<Level, std::string>> logs;
 };
 
 struct ImageEntry {

@@ -26,8 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "data/memory_reporter.h"
+
 namespace ndmpd::data {
 namespace {
+
+using testing::MemoryReporter;
 
 // Removes a tree through directory descriptors: paths in these tests can
 // be longer than PATH_MAX, which std::filesystem::remove_all cannot take.
@@ -91,50 +95,6 @@ class NullSink : public Sink {
     return true;
   }
   std::uint64_t bytes_ = 0;
-};
-
-class MemoryReporter : public Reporter {
- public:
-  struct File {
-    std::string path;
-    FileStat stat;
-    std::uint64_t node, fh_info;
-  };
-  struct DirEntry {
-    std::string name;
-    std::uint64_t node, parent;
-  };
-  struct Node {
-    FileStat stat;
-    std::uint64_t node, fh_info;
-  };
-  void add_file(const std::string& path, const FileStat& stat, std::uint64_t node,
-                std::uint64_t fh_info) override {
-    files.push_back({path, stat, node, fh_info});
-  }
-  void add_dir(const std::string& name, std::uint64_t node, std::uint64_t parent) override {
-    dirs.push_back({name, node, parent});
-  }
-  void add_node(const FileStat& stat, std::uint64_t node, std::uint64_t fh_info) override {
-    nodes.push_back({stat, node, fh_info});
-  }
-  void log(Level level, const std::string& text) override { logs.emplace_back(level, text); }
-  void file_result(const std::string&, int) override {}
-  void progress(std::uint64_t image_bytes, std::uint64_t) override {
-    ++progress_calls;
-    last_progress = image_bytes;
-  }
-  bool warned_about(const std::string& fragment) const {
-    for (const auto& [level, text] : logs) {
-      if (level == Level::kWarning && text.find(fragment) != std::string::npos) return true;
-    }
-    return false;
-  }
-  std::vector<File> files;
-  std::vector<DirEntry> dirs;
-  std::vector<Node> nodes;
-  std::vector<std::pair<Level, std::string>> logs;
-  std::uint64_t progress_calls = 0, last_progress = 0;
 };
 
 struct ImageEntry {
@@ -415,7 +375,7 @@ TEST_F(TarBackup, FileHistoryOffsetsAreHeaderPositions) {
   }
   EXPECT_EQ(reporter_.files[0].stat.type, FileStat::Type::kDir);
   EXPECT_GT(reporter_.progress_calls, 0u);
-  EXPECT_EQ(reporter_.last_progress, sink_.image.size());
+  EXPECT_EQ(reporter_.last_bytes, sink_.image.size());
   // Fewer, larger writes: all but the last are whole blocks.
   EXPECT_LE(sink_.writes, sink_.image.size() / (1 << 20) + 1);
 }

@@ -26,10 +26,13 @@
 #include <vector>
 
 #include "data/image_builder.h"
+#include "data/memory_reporter.h"
 #include "ndmpd/data/tar_backup.h"
 
 namespace ndmpd::data {
 namespace {
+
+using testing::MemoryReporter;
 
 namespace fs = std::filesystem;
 using testing::ImageBuilder;
@@ -76,64 +79,6 @@ class MemorySource : public Source {
   std::vector<std::uint8_t> image_;
   std::uint64_t pos_ = 0;
   std::uint64_t end_ = 0;
-};
-
-class MemoryReporter : public Reporter {
- public:
-  struct File {
-    std::string path;
-    FileStat stat;
-    std::uint64_t node, fh_info;
-  };
-  struct Dir {
-    std::string name;
-    std::uint64_t node, parent;
-  };
-  struct Node {
-    FileStat stat;
-    std::uint64_t node, fh_info;
-  };
-
-  void add_file(const std::string& path, const FileStat& stat, std::uint64_t node,
-                std::uint64_t fh_info) override {
-    files.push_back({path, stat, node, fh_info});
-  }
-  void add_dir(const std::string& name, std::uint64_t node, std::uint64_t parent) override {
-    dirs.push_back({name, node, parent});
-  }
-  void add_node(const FileStat& stat, std::uint64_t node, std::uint64_t fh_info) override {
-    nodes.push_back({stat, node, fh_info});
-  }
-  void log(Level level, const std::string& text) override { logs.emplace_back(level, text); }
-  void file_result(const std::string& name, int errno_value) override {
-    results[name] = errno_value;
-    ++result_calls[name];
-  }
-  void progress(std::uint64_t image_bytes, std::uint64_t files_done) override {
-    ++progress_calls;
-    last_bytes = image_bytes;
-    last_files = files_done;
-  }
-
-  // Whether a log line of `level` mentions `needle`.
-  bool logged(Level level, const std::string& needle) const {
-    return std::any_of(logs.begin(), logs.end(), [&](const auto& l) {
-      return l.first == level && l.second.find(needle) != std::string::npos;
-    });
-  }
-  std::string all_logs() const {
-    std::string out;
-    for (const auto& l : logs) out += l.second + "\n";
-    return out;
-  }
-
-  std::vector<File> files;
-  std::vector<Dir> dirs;
-  std::vector<Node> nodes;
-  std::vector<std::pair<Level, std::string>> logs;
-  std::map<std::string, int> results;
-  std::map<std::string, int> result_calls;
-  std::uint64_t progress_calls = 0, last_bytes = 0, last_files = 0;
 };
 
 // ---- scratch trees
