@@ -412,55 +412,6 @@ class DataDma : public Dma {
     return {rep.error(), env};
   }
 
-  // ---- MOVER
-  ndmp4_error record_size(std::uint32_t n) {
-    ndmp4_mover_set_record_size_request r{n};
-    return c.call<NDMP4_MOVER_SET_RECORD_SIZE>(r).error();
-  }
-  ndmp4_error window(std::uint64_t offset, std::uint64_t length) {
-    ndmp4_mover_set_window_request r{offset, length};
-    return c.call<NDMP4_MOVER_SET_WINDOW>(r).error();
-  }
-  ndmp4_error mover_listen_local(ndmp4_mover_mode mode) {
-    ndmp4_mover_listen_request r{mode, NDMP4_ADDR_LOCAL};
-    return c.call<NDMP4_MOVER_LISTEN>(r).error();
-  }
-  // LISTEN TCP: the first offered (ip, port).
-  std::pair<ndmp4_error, std::pair<std::uint32_t, std::uint16_t>> mover_listen_tcp(
-      ndmp4_mover_mode mode) {
-    ndmp4_mover_listen_request r{mode, NDMP4_ADDR_TCP};
-    const auto rep = c.call<NDMP4_MOVER_LISTEN>(r);
-    if (rep.error() != NDMP4_NO_ERR) return {rep.error(), {0, 0}};
-    EXPECT_EQ(rep->connect_addr.addr_type, NDMP4_ADDR_TCP);
-    const auto& list = rep->connect_addr.ndmp4_addr_u.tcp_addr;
-    if (rep->connect_addr.addr_type != NDMP4_ADDR_TCP || list.tcp_addr_len == 0) {
-      return {NDMP4_IO_ERR, {0, 0}};
-    }
-    return {NDMP4_NO_ERR, {list.tcp_addr_val[0].ip_addr, list.tcp_addr_val[0].port}};
-  }
-  ndmp4_error mover_connect_tcp(ndmp4_mover_mode mode, std::uint32_t ip, std::uint16_t port) {
-    ndmp4_tcp_addr t{};
-    t.ip_addr = ip;
-    t.port = port;
-    ndmp4_mover_connect_request r{};
-    r.mode = mode;
-    r.addr.addr_type = NDMP4_ADDR_TCP;
-    r.addr.ndmp4_addr_u.tcp_addr.tcp_addr_len = 1;
-    r.addr.ndmp4_addr_u.tcp_addr.tcp_addr_val = &t;
-    return c.call<NDMP4_MOVER_CONNECT>(r).error();
-  }
-  ndmp::client::Response<ndmp4_mover_get_state_reply> mover() {
-    return c.call<NDMP4_MOVER_GET_STATE>();
-  }
-  ndmp4_error mover_read(std::uint64_t offset, std::uint64_t length) {
-    ndmp4_mover_read_request r{offset, length};
-    return c.call<NDMP4_MOVER_READ>(r).error();
-  }
-  ndmp4_error mover_continue() { return c.call<NDMP4_MOVER_CONTINUE>().error(); }
-  ndmp4_error mover_abort() { return c.call<NDMP4_MOVER_ABORT>().error(); }
-  ndmp4_error mover_stop() { return c.call<NDMP4_MOVER_STOP>().error(); }
-  ndmp4_error mover_close() { return c.call<NDMP4_MOVER_CLOSE>().error(); }
-
   // Loads the cartridge of `slot` into drive 0 and opens it, rewound.
   void load(std::uint16_t slot, ndmp4_tape_open_mode mode) {
     ASSERT_EQ(move(slot, kDrive0), NDMP4_NO_ERR);
@@ -508,7 +459,7 @@ class DataDma : public Dma {
         const auto [offset, length] = ev.data_reads.back();
         ndmp4_error e = NDMP4_READ_IN_PROGRESS_ERR;
         for (int i = 0; i < 300 && e == NDMP4_READ_IN_PROGRESS_ERR; ++i) {
-          e = mover_read(offset, length);
+          e = read_range(offset, length);
           if (e == NDMP4_READ_IN_PROGRESS_ERR) std::this_thread::sleep_for(10ms);
         }
         if (e != NDMP4_NO_ERR) ev.read_errors.push_back(e);
@@ -529,7 +480,7 @@ class DataDma : public Dma {
           // once the window holds the byte.
           const std::uint64_t from = seek / how.record_size * how.record_size;
           EXPECT_EQ(window(from, kInf - from), NDMP4_NO_ERR);
-          EXPECT_EQ(mover_continue(), NDMP4_NO_ERR);
+          EXPECT_EQ(cont(), NDMP4_NO_ERR);
         }
       }
     }
@@ -552,7 +503,7 @@ class DataDma : public Dma {
                     std::chrono::seconds limit = 60s) {
     ASSERT_EQ(record_size(record), NDMP4_NO_ERR);
     ASSERT_EQ(window(0, kInf), NDMP4_NO_ERR);
-    ASSERT_EQ(mover_listen_local(NDMP4_MOVER_MODE_READ), NDMP4_NO_ERR);
+    ASSERT_EQ(listen(NDMP4_MOVER_MODE_READ, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
     ASSERT_EQ(data_connect_local(), NDMP4_NO_ERR);
     out.start = start_backup(env);
     ASSERT_EQ(out.start, NDMP4_NO_ERR) << out.ev.all_logs();
@@ -565,7 +516,7 @@ class DataDma : public Dma {
                      Outcome& out, std::chrono::seconds limit = 60s, bool filehist = false) {
     ASSERT_EQ(record_size(record), NDMP4_NO_ERR);
     ASSERT_EQ(window(0, kInf), NDMP4_NO_ERR);
-    ASSERT_EQ(mover_listen_local(NDMP4_MOVER_MODE_WRITE), NDMP4_NO_ERR);
+    ASSERT_EQ(listen(NDMP4_MOVER_MODE_WRITE, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
     ASSERT_EQ(data_connect_local(), NDMP4_NO_ERR);
     out.start = filehist ? start_recover_filehist(env) : start_recover(env, names);
     ASSERT_EQ(out.start, NDMP4_NO_ERR);
@@ -594,7 +545,7 @@ class DataDma : public Dma {
       out.env = env;
     }
     EXPECT_EQ(data_stop(), NDMP4_NO_ERR);
-    EXPECT_EQ(mover_stop(), NDMP4_NO_ERR);
+    EXPECT_EQ(stop(), NDMP4_NO_ERR);
   }
 
  private:

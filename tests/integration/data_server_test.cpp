@@ -289,7 +289,7 @@ TEST(DataServerStates, StartAgainstAMoverOfTheOtherModeIsRefused) {
   for (const ndmp4_mover_mode mode : {NDMP4_MOVER_MODE_WRITE, NDMP4_MOVER_MODE_READ}) {
     SCOPED_TRACE(mode);
     ASSERT_EQ(dma.window(0, kInf), NDMP4_NO_ERR);
-    ASSERT_EQ(dma.mover_listen_local(mode), NDMP4_NO_ERR);
+    ASSERT_EQ(dma.listen(mode, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
     ASSERT_EQ(dma.data_connect_local(), NDMP4_NO_ERR);
     EXPECT_EQ(dma.data_state()->state, NDMP4_DATA_STATE_CONNECTED);
     EXPECT_EQ(dma.mover()->state, NDMP4_MOVER_STATE_ACTIVE);
@@ -311,7 +311,7 @@ TEST(DataServerStates, StartAgainstAMoverOfTheOtherModeIsRefused) {
                 ev.mover_halted[0] == NDMP4_MOVER_HALT_CONNECT_ERROR)
         << ev.mover_halted[0];
     EXPECT_EQ(dma.data_stop(), NDMP4_NO_ERR);
-    EXPECT_EQ(dma.mover_stop(), NDMP4_NO_ERR);
+    EXPECT_EQ(dma.stop(), NDMP4_NO_ERR);
   }
   EXPECT_EQ(dma.close(), NDMP4_NO_ERR);
 }
@@ -553,7 +553,7 @@ TEST(DataServerTcp, BackupToAListeningMoverRecoverFromAListeningDataServer) {
   ASSERT_NO_FATAL_FAILURE(dma.load(kSlot1, NDMP4_TAPE_RDWR_MODE));
   ASSERT_EQ(dma.record_size(kRecord), NDMP4_NO_ERR);
   ASSERT_EQ(dma.window(0, kInf), NDMP4_NO_ERR);
-  const auto [lerr, maddr] = dma.mover_listen_tcp(NDMP4_MOVER_MODE_READ);
+  const auto [lerr, maddr] = dma.listen(NDMP4_MOVER_MODE_READ);
   ASSERT_EQ(lerr, NDMP4_NO_ERR);
   ASSERT_EQ(dma.data_connect_tcp(maddr.first, maddr.second), NDMP4_NO_ERR);
   {
@@ -579,7 +579,7 @@ TEST(DataServerTcp, BackupToAListeningMoverRecoverFromAListeningDataServer) {
   ASSERT_EQ(rep.error(), NDMP4_NO_ERR);
   ASSERT_GE(rep->connect_addr.ndmp4_addr_u.tcp_addr.tcp_addr_len, 1u);
   const auto daddr = rep->connect_addr.ndmp4_addr_u.tcp_addr.tcp_addr_val[0];
-  ASSERT_EQ(dma.mover_connect_tcp(NDMP4_MOVER_MODE_WRITE, daddr.ip_addr, daddr.port), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.connect(NDMP4_MOVER_MODE_WRITE, daddr.ip_addr, daddr.port), NDMP4_NO_ERR);
   ASSERT_EQ(dma.start_recover({{"PREFIX", "/dst/tcp"}}, {}), NDMP4_NO_ERR);
   DataDma::Outcome r;
   DataDma::Answer how;
@@ -1030,7 +1030,7 @@ TEST(DataServerAbort, AbortMidBackupThenBackUpAgain) {
   constexpr std::uint64_t kWindow = 2u << 20;
   ASSERT_EQ(dma.record_size(kRecord), NDMP4_NO_ERR);
   ASSERT_EQ(dma.window(0, kWindow), NDMP4_NO_ERR);
-  ASSERT_EQ(dma.mover_listen_local(NDMP4_MOVER_MODE_READ), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.listen(NDMP4_MOVER_MODE_READ, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
   ASSERT_EQ(dma.data_connect_local(), NDMP4_NO_ERR);
   ASSERT_EQ(dma.start_backup({{"FILESYSTEM", "/src"}, {"HIST", "F"}}), NDMP4_NO_ERR);
   Events ev;
@@ -1063,7 +1063,7 @@ TEST(DataServerAbort, AbortMidBackupThenBackUpAgain) {
   if (ev.mover_halted.empty()) {
     EXPECT_EQ(dma.mover()->state, NDMP4_MOVER_STATE_PAUSED);
     ASSERT_EQ(dma.window(kWindow, kInf - kWindow), NDMP4_NO_ERR);
-    ASSERT_EQ(dma.mover_continue(), NDMP4_NO_ERR);
+    ASSERT_EQ(dma.cont(), NDMP4_NO_ERR);
     for (int i = 0; i < 100 && ev.mover_halted.empty(); ++i) {
       if (auto m = dma.c.next_post(100ms)) ev.take(*m);
     }
@@ -1082,7 +1082,7 @@ TEST(DataServerAbort, AbortMidBackupThenBackUpAgain) {
   EXPECT_EQ(ms->state, NDMP4_MOVER_STATE_HALTED);
   EXPECT_GE(ms->bytes_moved, kWindow);
   EXPECT_EQ(dma.data_stop(), NDMP4_NO_ERR);
-  EXPECT_EQ(dma.mover_stop(), NDMP4_NO_ERR);
+  EXPECT_EQ(dma.stop(), NDMP4_NO_ERR);
   EXPECT_EQ(dma.close(), NDMP4_NO_ERR);
 
   // The tape keeps what was written: a tar header first.
@@ -1130,7 +1130,7 @@ TEST(DataServerAbort, AbortWhileBackupAndRecoveryStream) {
   ASSERT_NO_FATAL_FAILURE(dma.load(kSlot1, NDMP4_TAPE_RDWR_MODE));
   ASSERT_EQ(dma.record_size(kRecord), NDMP4_NO_ERR);
   ASSERT_EQ(dma.window(0, kInf), NDMP4_NO_ERR);
-  ASSERT_EQ(dma.mover_listen_local(NDMP4_MOVER_MODE_READ), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.listen(NDMP4_MOVER_MODE_READ, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
   ASSERT_EQ(dma.data_connect_local(), NDMP4_NO_ERR);
   ASSERT_EQ(dma.start_backup({{"FILESYSTEM", "/src"}, {"HIST", "F"}}), NDMP4_NO_ERR);
   std::uint64_t seen = 0;
@@ -1159,7 +1159,7 @@ TEST(DataServerAbort, AbortWhileBackupAndRecoveryStream) {
   ASSERT_NO_FATAL_FAILURE(dma.load(kSlot2, NDMP4_TAPE_READ_MODE));
   ASSERT_EQ(dma.record_size(kRecord), NDMP4_NO_ERR);
   ASSERT_EQ(dma.window(0, kInf), NDMP4_NO_ERR);
-  ASSERT_EQ(dma.mover_listen_local(NDMP4_MOVER_MODE_WRITE), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.listen(NDMP4_MOVER_MODE_WRITE, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
   ASSERT_EQ(dma.data_connect_local(), NDMP4_NO_ERR);
   ASSERT_EQ(dma.start_recover({{"PREFIX", "/dst/part"}}, {}), NDMP4_NO_ERR);
   Events rev;
@@ -1168,7 +1168,7 @@ TEST(DataServerAbort, AbortWhileBackupAndRecoveryStream) {
     if (auto m = dma.c.next_post(100ms)) rev.take(*m);
   }
   ASSERT_EQ(rev.data_reads.size(), 1u);
-  ASSERT_EQ(dma.mover_read(rev.data_reads[0].first, rev.data_reads[0].second), NDMP4_NO_ERR);
+  ASSERT_EQ(dma.read_range(rev.data_reads[0].first, rev.data_reads[0].second), NDMP4_NO_ERR);
   seen = 0;
   for (int i = 0; i < 2000 && seen < (16u << 20); ++i) {
     const auto st = dma.data_state();
@@ -1186,7 +1186,7 @@ TEST(DataServerAbort, AbortWhileBackupAndRecoveryStream) {
   std::cout << "[ info ] mover halted " << rev.mover_halted[0] << " after a recovery abort"
             << (rev.dma_closed_mover ? " (closed by the DMA)" : "") << "\n";
   EXPECT_EQ(dma.data_stop(), NDMP4_NO_ERR);
-  EXPECT_EQ(dma.mover_stop(), NDMP4_NO_ERR);
+  EXPECT_EQ(dma.stop(), NDMP4_NO_ERR);
   EXPECT_EQ(dma.close(), NDMP4_NO_ERR);
   EXPECT_EQ(dma.data_state()->state, NDMP4_DATA_STATE_IDLE);
 }
@@ -1205,7 +1205,7 @@ TEST(DataServerAbort, DmaGoneMidBackupReleasesTheDrive) {
     ASSERT_NO_FATAL_FAILURE(dma.load(kSlot1, NDMP4_TAPE_RDWR_MODE));
     ASSERT_EQ(dma.record_size(kRecord), NDMP4_NO_ERR);
     ASSERT_EQ(dma.window(0, 2u << 20), NDMP4_NO_ERR);
-    ASSERT_EQ(dma.mover_listen_local(NDMP4_MOVER_MODE_READ), NDMP4_NO_ERR);
+    ASSERT_EQ(dma.listen(NDMP4_MOVER_MODE_READ, NDMP4_ADDR_LOCAL).first, NDMP4_NO_ERR);
     ASSERT_EQ(dma.data_connect_local(), NDMP4_NO_ERR);
     ASSERT_EQ(dma.start_backup({{"FILESYSTEM", "/src"}, {"HIST", "F"}}), NDMP4_NO_ERR);
     Events ev;

@@ -143,49 +143,6 @@ class Peer {
 class MoverDma : public Dma {
  public:
   using Dma::Dma;
-  ndmp4_error record_size(std::uint32_t n) {
-    ndmp4_mover_set_record_size_request r{n};
-    return c.call<NDMP4_MOVER_SET_RECORD_SIZE>(r).error();
-  }
-  ndmp4_error window(std::uint64_t offset, std::uint64_t length) {
-    ndmp4_mover_set_window_request r{offset, length};
-    return c.call<NDMP4_MOVER_SET_WINDOW>(r).error();
-  }
-  // LISTEN over TCP: the first offered (ip, port), or the error.
-  std::pair<ndmp4_error, std::pair<std::uint32_t, std::uint16_t>> listen(
-      ndmp4_mover_mode mode, ndmp4_addr_type type = NDMP4_ADDR_TCP) {
-    ndmp4_mover_listen_request r{mode, type};
-    const auto rep = c.call<NDMP4_MOVER_LISTEN>(r);
-    if (rep.error() != NDMP4_NO_ERR) return {rep.error(), {0, 0}};
-    EXPECT_EQ(rep->connect_addr.addr_type, type);
-    if (type != NDMP4_ADDR_TCP) return {NDMP4_NO_ERR, {0, 0}};
-    const auto& list = rep->connect_addr.ndmp4_addr_u.tcp_addr;
-    EXPECT_GE(list.tcp_addr_len, 1u);
-    if (list.tcp_addr_len == 0) return {NDMP4_IO_ERR, {0, 0}};
-    return {NDMP4_NO_ERR, {list.tcp_addr_val[0].ip_addr, list.tcp_addr_val[0].port}};
-  }
-  ndmp4_error connect(ndmp4_mover_mode mode, std::uint32_t ip, std::uint16_t port) {
-    ndmp4_tcp_addr t{};
-    t.ip_addr = ip;
-    t.port = port;
-    ndmp4_mover_connect_request r{};
-    r.mode = mode;
-    r.addr.addr_type = NDMP4_ADDR_TCP;
-    r.addr.ndmp4_addr_u.tcp_addr.tcp_addr_len = 1;
-    r.addr.ndmp4_addr_u.tcp_addr.tcp_addr_val = &t;
-    return c.call<NDMP4_MOVER_CONNECT>(r).error();
-  }
-  ndmp::client::Response<ndmp4_mover_get_state_reply> mover() {
-    return c.call<NDMP4_MOVER_GET_STATE>();
-  }
-  ndmp4_error read_range(std::uint64_t offset, std::uint64_t length) {
-    ndmp4_mover_read_request r{offset, length};
-    return c.call<NDMP4_MOVER_READ>(r).error();
-  }
-  ndmp4_error cont() { return c.call<NDMP4_MOVER_CONTINUE>().error(); }
-  ndmp4_error abort() { return c.call<NDMP4_MOVER_ABORT>().error(); }
-  ndmp4_error stop() { return c.call<NDMP4_MOVER_STOP>().error(); }
-  ndmp4_error mover_close() { return c.call<NDMP4_MOVER_CLOSE>().error(); }
 
   // The next NOTIFY_MOVER_PAUSED or _HALTED (other posts skipped).
   struct Event {
