@@ -339,15 +339,20 @@ TapeHead::Motion TapeHead::back_records(std::uint32_t count) {
 
 // The drive spaces; its residues say how far.
 
-TapeHead::Motion TapeHead::drive_forward_files(std::uint32_t count) {
-  Motion m;
-  m.status = attention(drive_.space_filemarks(count));
+bool TapeHead::spaced(const Status& s, std::uint32_t count, Motion& m) {
+  m.status = attention(s);
   if (!ends_motion(m.status.condition)) {
-    position_.unknown();
+    position_.unknown();  // it failed somewhere on the way
     m.resid = count;
-    return m;
+    return false;
   }
   m.resid = resid_of(m.status, count);
+  return true;
+}
+
+TapeHead::Motion TapeHead::drive_forward_files(std::uint32_t count) {
+  Motion m;
+  if (!spaced(drive_.space_filemarks(count), count, m)) return m;
   const std::uint32_t done = count - m.resid;
   if (done > 0) {
     add(position_.file, done);
@@ -359,13 +364,7 @@ TapeHead::Motion TapeHead::drive_forward_files(std::uint32_t count) {
 
 TapeHead::Motion TapeHead::drive_back_files(std::uint32_t count) {
   Motion m;
-  m.status = attention(drive_.space_filemarks(-std::int64_t{count}));
-  if (!ends_motion(m.status.condition)) {
-    position_.unknown();
-    m.resid = count;
-    return m;
-  }
-  m.resid = resid_of(m.status, count);
+  if (!spaced(drive_.space_filemarks(-std::int64_t{count}), count, m)) return m;
   if (m.status.condition == Condition::kBeginningOfMedium) {
     position_.rewound();
     return m;
@@ -383,13 +382,7 @@ TapeHead::Motion TapeHead::drive_back_files(std::uint32_t count) {
 
 TapeHead::Motion TapeHead::drive_forward_records(std::uint32_t count) {
   Motion m;
-  m.status = attention(drive_.space_blocks(count));
-  if (!ends_motion(m.status.condition)) {
-    position_.unknown();
-    m.resid = count;
-    return m;
-  }
-  m.resid = resid_of(m.status, count);
+  if (!spaced(drive_.space_blocks(count), count, m)) return m;
   add(position_.record, count - m.resid);
   if (m.status.condition == Condition::kFilemark) {
     // SSC leaves the head after the filemark; NDMP wants it before.
@@ -401,13 +394,7 @@ TapeHead::Motion TapeHead::drive_forward_records(std::uint32_t count) {
 
 TapeHead::Motion TapeHead::drive_back_records(std::uint32_t count) {
   Motion m;
-  m.status = attention(drive_.space_blocks(-std::int64_t{count}));
-  if (!ends_motion(m.status.condition)) {
-    position_.unknown();
-    m.resid = count;
-    return m;
-  }
-  m.resid = resid_of(m.status, count);
+  if (!spaced(drive_.space_blocks(-std::int64_t{count}), count, m)) return m;
   if (m.status.condition == Condition::kBeginningOfMedium) {
     position_.rewound();
     return m;

@@ -117,6 +117,9 @@ class TapeHead {
   Status not_known() const;
   void wrote_at_head();
 
+  // The outcome of a SPACE over `count` into `m`; false (the position
+  // unknown, nothing done) if the drive did not end the motion normally.
+  bool spaced(const Status& s, std::uint32_t count, Motion& m);
   Motion drive_forward_files(std::uint32_t count);
   Motion drive_back_files(std::uint32_t count);
   Motion drive_forward_records(std::uint32_t count);
