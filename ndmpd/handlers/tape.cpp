@@ -214,14 +214,18 @@ asio::awaitable<ndmp4_error> close_tape(SessionContext& s, bool force) {
   co_return NDMP4_NO_ERR;
 }
 
+// The checks before the DMA may use its open tape: it is open, and the
+// mover does not have it (LISTEN or ACTIVE; draft 2.11.4, 3.4.3).
+ndmp4_error tape_usable(const SessionContext& s) {
+  if (!s.tape) return NDMP4_DEV_NOT_OPEN_ERR;
+  if (s.mover_owns_tape()) return NDMP4_DEVICE_BUSY_ERR;
+  return NDMP4_NO_ERR;
+}
+
 asio::awaitable<Reply> tape_close(SessionContext& s, const Void&) {
   ndmp4_tape_close_reply rep{};
-  if (!s.tape) {
-    rep.error = NDMP4_DEV_NOT_OPEN_ERR;
-    co_return Reply::with(rep);
-  }
-  if (s.mover_owns_tape()) {
-    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has it (draft 3.4.3)
+  if (const ndmp4_error e = tape_usable(s); e != NDMP4_NO_ERR) {
+    rep.error = e;
     co_return Reply::with(rep);
   }
   rep.error = co_await close_tape(s, false);
@@ -381,12 +385,8 @@ MtioResult mtio(OpenTape& t, ndmp4_tape_mtio_op op, std::uint32_t count) {
 
 asio::awaitable<Reply> tape_mtio(SessionContext& s, const ndmp4_tape_mtio_request& req) {
   ndmp4_tape_mtio_reply rep{};
-  if (!s.tape) {
-    rep.error = NDMP4_DEV_NOT_OPEN_ERR;
-    co_return Reply::with(rep);
-  }
-  if (s.mover_owns_tape()) {
-    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
+  if (const ndmp4_error e = tape_usable(s); e != NDMP4_NO_ERR) {
+    rep.error = e;
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;
@@ -431,12 +431,8 @@ asio::awaitable<Reply> tape_mtio(SessionContext& s, const ndmp4_tape_mtio_reques
 
 asio::awaitable<Reply> tape_write(SessionContext& s, const ndmp4_tape_write_request& req) {
   ndmp4_tape_write_reply rep{};
-  if (!s.tape) {
-    rep.error = NDMP4_DEV_NOT_OPEN_ERR;
-    co_return Reply::with(rep);
-  }
-  if (s.mover_owns_tape()) {
-    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
+  if (const ndmp4_error e = tape_usable(s); e != NDMP4_NO_ERR) {
+    rep.error = e;
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;
@@ -498,12 +494,8 @@ asio::awaitable<Reply> tape_write(SessionContext& s, const ndmp4_tape_write_requ
 
 asio::awaitable<Reply> tape_read(SessionContext& s, const ndmp4_tape_read_request& req) {
   ndmp4_tape_read_reply rep{};
-  if (!s.tape) {
-    rep.error = NDMP4_DEV_NOT_OPEN_ERR;
-    co_return Reply::with(rep);
-  }
-  if (s.mover_owns_tape()) {
-    rep.error = NDMP4_DEVICE_BUSY_ERR;  // the mover has the tape (draft 2.11.4)
+  if (const ndmp4_error e = tape_usable(s); e != NDMP4_NO_ERR) {
+    rep.error = e;
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;
@@ -551,14 +543,9 @@ asio::awaitable<Reply> tape_read(SessionContext& s, const ndmp4_tape_read_reques
 // ---- EXECUTE_CDB ----
 
 asio::awaitable<Reply> tape_execute_cdb(SessionContext& s, const ndmp4_execute_cdb_request& req) {
-  if (!s.tape) {
+  if (const ndmp4_error e = tape_usable(s); e != NDMP4_NO_ERR) {
     ndmp4_execute_cdb_reply rep{};
-    rep.error = NDMP4_DEV_NOT_OPEN_ERR;
-    co_return Reply::with(rep);
-  }
-  if (s.mover_owns_tape()) {
-    ndmp4_execute_cdb_reply rep{};
-    rep.error = NDMP4_DEVICE_BUSY_ERR;
+    rep.error = e;
     co_return Reply::with(rep);
   }
   OpenTape& t = *s.tape;
