@@ -75,7 +75,7 @@ Result LogicalUnit::execute(std::span<const std::uint8_t> cdb,
   const std::size_t need = cdb_length(cdb[0]);
   if (need == 0) return invalid_opcode();
   if (cdb.size() < need) return invalid_field_in_cdb(static_cast<std::uint16_t>(cdb.size()));
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   const std::uint8_t op = cdb[0];
   if (op == kInquiry) return inquiry(cdb, data_in);
   if (op == kRequestSense) return request_sense(cdb, data_in);
@@ -91,6 +91,7 @@ Result LogicalUnit::execute(std::span<const std::uint8_t> cdb,
     return sense(SenseKey::kUnitAttention, ua_asc_, ua_ascq_);
   }
   if (op == kTestUnitReady) return test_unit_ready();
+  if (runs_unlocked(cdb)) lock.unlock();
   return execute_class(cdb, data_out, data_in);
 }
 

@@ -11,7 +11,9 @@
 // OPERATION CODE for what it does not know.
 //
 // Thread-safety: execute() may be called from any thread; each unit
-// serializes its commands with its own mutex.
+// serializes its commands with its own mutex, except the operation codes a
+// device class names in runs_unlocked() (after unit attention handling,
+// which stays under the mutex).
 #pragma once
 
 #include <cstdint>
@@ -68,10 +70,16 @@ class LogicalUnit {
   void reset();
 
  protected:
-  // The device class's commands.  Called with the unit's mutex held.
+  // The device class's commands.  Called with the unit's mutex held, except
+  // for CDBs for which runs_unlocked() is true.
   virtual Result execute_class(std::span<const std::uint8_t> cdb,
                                std::span<const std::uint8_t> data_out,
                                std::span<std::uint8_t> data_in) = 0;
+  // Whether execute_class() runs this CDB without the unit's mutex (a
+  // command that blocks long and must not stop others, such as EXTENDED
+  // COPY; the class then guards its own state).  Unit attentions are
+  // reported and cleared under the mutex first, as for any command.
+  virtual bool runs_unlocked(std::span<const std::uint8_t> /*cdb*/) const { return false; }
   // TEST UNIT READY: GOOD, or NOT READY with the reason.
   virtual Result test_unit_ready() { return {}; }
   // Device-specific VPD pages (besides 00h, 80h, 83h): empty if unknown.
