@@ -1,0 +1,455 @@
+// The copy client against the emulated copy manager over real emulated
+// disks and tapes (no mocks): target descriptors from VPD 83h, planning
+// within the manager's limits, round trips disk -> tape -> disk in both
+// block modes, the end of a cartridge and the resumption on the next one,
+// a failing source's sense forwarded with the exact byte count, progress
+// through COPY STATUS, and the conservative defaults for a manager that
+// does not answer RECEIVE COPY RESULTS.
+
+#include "scsi/copy_client.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <mutex>
+
+#include "emu_support.h"
+#include "scsi/cdb.h"
+#include "scsi/emu/copy_manager.h"
+#include "scsi/emu/sbc_disk.h"
+#include "scsi/fault.h"
+#include "scsi/parse.h"
+
+namespace scsi {
+namespace {
+
+using testing::Exec;
+using testing::run;
+namespace xc = xcopy;
+
+constexpr std::uint32_t kRecord = 256u << 10;
+
+class CopyClientTest : public ::testing::Test {
+ protected:
+  // Two disks of `disk_bytes`, a library with three cartridges of
+  // `capacity` (early warning at `early_warning`), the first one loaded in
+  // drive 0, and a copy manager with `settings` over all of them.
+  void build(std::uint64_t capacity = 256u << 20, std::uint64_t early_warning = 250u << 20,
+             xc::EngineSettings settings = {}, std::uint64_t disk_bytes = 128u << 20) {
+    std::string error;
+    for (int i = 0; i < 2; ++i) {
+      disk_path_[i] = dir_.path() / ("disk" + std::to_string(i) + ".img");
+      disk_[i] = emu::SbcDisk::open(
+          emu::make_identity(0x00, "VIRTUAL DISK", testing::test_installation_id(),
+                             "disk" + std::to_string(i)),
+          disk_path_[i], disk_bytes, 512, error);
+      ASSERT_TRUE(disk_[i]) << error;
+      disk_dev_[i] = std::make_shared<emu::EmulatedDevice>(disk_[i], "disk" + std::to_string(i));
+    }
+    lib_ = emu::VirtualLibrary::open(
+        testing::library_spec(dir_.path() / "vtl", 3, capacity, early_warning),
+        testing::test_installation_id(), error);
+    ASSERT_TRUE(lib_) << error;
+    drive_ = lib_->drives()[0];
+    drive_dev_ = std::make_shared<emu::EmulatedDevice>(drive_, "vtl.drive0");
+    ASSERT_TRUE(run(*lib_->changer(), cdb::move_medium(0, 1024, 256, false)).good());
+
+    emu::UnitIdentity id =
+        emu::make_identity(0x03, "COPY MANAGER", testing::test_installation_id(), "xcopy");
+    id.third_party_copy = true;
+    manager_unit_ = std::make_shared<emu::CopyManagerUnit>(
+        id, [this](const xc::TargetDescriptor& t) { return resolve(t); }, settings);
+    manager_ = std::make_shared<emu::EmulatedDevice>(manager_unit_, "xcopy");
+  }
+
+  // What the copy manager reaches: the units by their NAA, the source disk
+  // through a FaultInjectingDevice once a test installs one.
+  std::shared_ptr<Device> resolve(const xc::TargetDescriptor& t) {
+    std::lock_guard lock(mutex_);
+    if (t.designator == disk_[0]->identity().naa && t.peripheral_type == 0x00) {
+      return faulty_source_ ? std::shared_ptr<Device>(faulty_source_) : disk_dev_[0];
+    }
+    if (t.designator == disk_[1]->identity().naa && t.peripheral_type == 0x00) return disk_dev_[1];
+    if (t.designator == drive_->identity().naa && t.peripheral_type == 0x01) return drive_dev_;
+    return nullptr;
+  }
+
+  void fault_source() {
+    std::lock_guard lock(mutex_);
+    faulty_source_ = std::make_shared<FaultInjectingDevice>(disk_dev_[0]);
+  }
+
+  void fill_disk(int i, const Bytes& data) {
+    const int fd = ::open(disk_path_[i].c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    ::close(fd);
+  }
+  Bytes read_disk(int i, std::uint64_t offset, std::size_t n) {
+    Bytes b(n);
+    const int fd = ::open(disk_path_[i].c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::pread(fd, b.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+    ::close(fd);
+    return b;
+  }
+
+  // Takes the unit attentions a cartridge change left.
+  void settle() {
+    for (int i = 0; i < 4 && !run(*drive_, cdb::test_unit_ready()).good(); ++i) {
+    }
+  }
+  std::uint64_t tape_objects() {
+    settle();
+    const Exec e = run(*drive_, cdb::read_position(cdb::ReadPositionForm::kLong), 32);
+    EXPECT_TRUE(e.good());
+    const auto p = parse::read_position_long(e.data);
+    return p ? p->logical_object : ~0ull;
+  }
+  void rewind() {
+    settle();
+    ASSERT_TRUE(run(*drive_, cdb::rewind(false)).good());
+  }
+  // Everything on the loaded cartridge from the beginning, record by
+  // record (one block per read in fixed mode); `records` counts them.
+  Bytes read_tape(std::uint32_t max_record, bool fixed = false, std::size_t* records = nullptr) {
+    rewind();
+    Bytes all;
+    std::size_t n = 0;
+    for (int i = 0; i < 1 << 20; ++i) {
+      const Exec e = run(*drive_, cdb::read6(fixed, false, fixed ? 1 : max_record), max_record);
+      if (e.good() || (e.sense && e.sense->ili)) {
+        all.insert(all.end(), e.data.begin(), e.data.end());
+        ++n;
+        continue;
+      }
+      EXPECT_TRUE(e.sense && e.sense->key == SenseKey::kBlankCheck) << describe_result(e.result);
+      break;
+    }
+    if (records) *records = n;
+    return all;
+  }
+  void swap_cartridge(std::uint16_t out_slot, std::uint16_t in_slot) {
+    ASSERT_TRUE(run(*lib_->changer(), cdb::move_medium(0, 256, out_slot, false)).good());
+    ASSERT_TRUE(run(*lib_->changer(), cdb::move_medium(0, in_slot, 256, false)).good());
+    settle();
+  }
+  void set_fixed_block(std::uint32_t length) {
+    Bytes p(12, 0);
+    p[3] = 8;
+    p[9] = static_cast<std::uint8_t>(length >> 16);
+    p[10] = static_cast<std::uint8_t>(length >> 8);
+    p[11] = static_cast<std::uint8_t>(length);
+    settle();
+    ASSERT_TRUE(run(*drive_, cdb::mode_select6(true, false, 12), 0, p).good());
+  }
+
+  xc::Endpoint endpoint(std::shared_ptr<Device> d) {
+    std::string error;
+    auto ep = xc::describe_endpoint(std::move(d), error);
+    EXPECT_TRUE(ep) << error;
+    return ep.value_or(xc::Endpoint{});
+  }
+  std::unique_ptr<xc::CopyClient> client(xc::ClientSettings s = {}, bool status = true) {
+    auto c = std::make_unique<xc::CopyClient>(manager_, status ? manager_ : nullptr, s);
+    std::string error;
+    EXPECT_TRUE(c->open(error)) << error;
+    return c;
+  }
+  xc::CopyJob job(std::shared_ptr<Device> from, std::shared_ptr<Device> to, std::uint64_t bytes,
+                  std::uint32_t record = kRecord) {
+    xc::CopyJob j;
+    j.source = endpoint(std::move(from));
+    j.destination = endpoint(std::move(to));
+    j.bytes = bytes;
+    j.record_size = record;
+    return j;
+  }
+
+  testing::ScratchDir dir_{"xcopy-client"};
+  std::filesystem::path disk_path_[2];
+  std::shared_ptr<emu::SbcDisk> disk_[2];
+  std::shared_ptr<emu::EmulatedDevice> disk_dev_[2];
+  std::unique_ptr<emu::VirtualLibrary> lib_;
+  std::shared_ptr<emu::SscDrive> drive_;
+  std::shared_ptr<emu::EmulatedDevice> drive_dev_;
+  std::shared_ptr<emu::CopyManagerUnit> manager_unit_;
+  std::shared_ptr<emu::EmulatedDevice> manager_;
+  std::mutex mutex_;
+  std::shared_ptr<FaultInjectingDevice> faulty_source_;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+TEST_F(CopyClientTest, DescribeEndpointNamesDiskAndTapeByTheirNaa) {
+  build();
+  std::string error;
+  const auto disk = xc::describe_endpoint(disk_dev_[0], error);
+  ASSERT_TRUE(disk) << error;
+  EXPECT_FALSE(disk->tape);
+  EXPECT_EQ(disk->block_length, 512u);
+  EXPECT_EQ(disk->blocks, (128u << 20) / 512);
+  EXPECT_EQ(disk->descriptor.peripheral_type, 0x00);
+  EXPECT_EQ(disk->descriptor.designator_type, parse::kDesignatorNaa);
+  EXPECT_EQ(disk->descriptor.designator, disk_[0]->identity().naa);
+  EXPECT_EQ(disk->descriptor.block_length, 512u);
+
+  const auto tape = xc::describe_endpoint(drive_dev_, error);
+  ASSERT_TRUE(tape) << error;
+  EXPECT_TRUE(tape->tape);
+  EXPECT_EQ(tape->descriptor.peripheral_type, 0x01);
+  EXPECT_EQ(tape->descriptor.designator, drive_->identity().naa);
+  EXPECT_FALSE(tape->descriptor.fixed);  // variable block mode
+  EXPECT_EQ(tape->block_length, 0u);
+
+  set_fixed_block(64u << 10);
+  const auto fixed = xc::describe_endpoint(drive_dev_, error);
+  ASSERT_TRUE(fixed) << error;
+  EXPECT_TRUE(fixed->descriptor.fixed);
+  EXPECT_EQ(fixed->block_length, 64u << 10);
+
+  // An empty drive is not ready; a changer is no copy endpoint.
+  auto empty = std::make_shared<emu::EmulatedDevice>(lib_->drives()[1], "vtl.drive1");
+  EXPECT_FALSE(xc::describe_endpoint(empty, error));
+  EXPECT_NE(error.find("not ready"), std::string::npos) << error;
+  auto changer = std::make_shared<emu::EmulatedDevice>(lib_->changer(), "vtl.changer");
+  EXPECT_FALSE(xc::describe_endpoint(changer, error));
+  EXPECT_NE(error.find("neither a disk nor a tape"), std::string::npos) << error;
+}
+
+TEST_F(CopyClientTest, OpenReadsTheManagersLimitsAndRefusesADisk) {
+  xc::EngineSettings s;
+  s.limits.max_segments = 5;
+  s.max_segment_length = 3u << 20;
+  build(256u << 20, 250u << 20, s);
+  auto c = client();
+  EXPECT_TRUE(c->status_offered());
+  EXPECT_EQ(c->parameters().max_segments, 5u);
+  EXPECT_EQ(c->parameters().max_segment_length, 3u << 20);
+
+  xc::CopyClient not_a_manager(disk_dev_[0], nullptr);
+  std::string error;
+  EXPECT_FALSE(not_a_manager.open(error));
+  EXPECT_NE(error.find("3PC"), std::string::npos) << error;
+}
+
+TEST_F(CopyClientTest, DiskToTapeToDiskVariableRecordsPadsTheLastOne) {
+  build();
+  const std::uint64_t n = (48u << 20) + 100000;  // no multiple of the record size
+  const Bytes data = testing::pattern(n, 7);
+  fill_disk(0, data);
+
+  auto c = client();
+  const xc::CopyOutcome out = c->run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.bytes_copied, n);
+  EXPECT_FALSE(out.end_of_medium);
+  EXPECT_EQ(tape_objects(), (n + kRecord - 1) / kRecord);
+
+  std::size_t records = 0;
+  const Bytes on_tape = read_tape(kRecord, false, &records);
+  EXPECT_EQ(records, (n + kRecord - 1) / kRecord);
+  ASSERT_EQ(on_tape.size(), records * kRecord);  // every record whole, the last one padded
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), on_tape.begin()));
+  EXPECT_TRUE(std::all_of(on_tape.begin() + static_cast<std::ptrdiff_t>(n), on_tape.end(),
+                          [](std::uint8_t b) { return b == 0; }));
+
+  rewind();
+  const xc::CopyOutcome back = c->run(job(drive_dev_, disk_dev_[1], n));
+  ASSERT_TRUE(back.ok) << back.error;
+  EXPECT_EQ(back.bytes_copied, n);
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+TEST_F(CopyClientTest, DiskToTapeToDiskFixedBlocks) {
+  build();
+  set_fixed_block(64u << 10);
+  const std::uint64_t n = (32u << 20) + (192u << 10);  // whole blocks, no whole record
+  const Bytes data = testing::pattern(n, 8);
+  fill_disk(0, data);
+  auto c = client();
+  const xc::CopyOutcome out = c->run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.bytes_copied, n);
+  const Bytes on_tape = read_tape(64u << 10, true);
+  ASSERT_GE(on_tape.size(), n);
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), on_tape.begin()));
+
+  rewind();
+  const xc::CopyOutcome back = c->run(job(drive_dev_, disk_dev_[1], n));
+  ASSERT_TRUE(back.ok) << back.error;
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+TEST_F(CopyClientTest, EndOfMediumStopsExactlyAndTheNextCartridgeTakesTheRest) {
+  build(24u << 20, 20u << 20);
+  const std::uint64_t n = 36u << 20;
+  const Bytes data = testing::pattern(n, 9);
+  fill_disk(0, data);
+  xc::ClientSettings s;
+  s.batch_bytes = 16u << 20;  // the end of medium comes in the second command
+  s.segment_bytes = 4u << 20;
+  auto c = client(s);
+
+  xc::CopyJob first = job(disk_dev_[0], drive_dev_, n);
+  const xc::CopyOutcome out = c->run(first);
+  ASSERT_FALSE(out.ok);
+  EXPECT_TRUE(out.end_of_medium) << out.error;
+  ASSERT_TRUE(out.abort);
+  ASSERT_TRUE(out.abort->destination);
+  EXPECT_GE(out.bytes_copied, 20u << 20);
+  EXPECT_LT(out.bytes_copied, 24u << 20);
+  EXPECT_EQ(out.bytes_copied % kRecord, 0u);
+  EXPECT_EQ(tape_objects() * kRecord, out.bytes_copied);
+  EXPECT_NE(out.error.find("end of medium"), std::string::npos) << out.error;
+
+  // A fresh cartridge takes the rest, from where the first one stopped.
+  swap_cartridge(1024, 1025);
+  xc::CopyJob rest = job(disk_dev_[0], drive_dev_, n - out.bytes_copied);
+  rest.source_byte_offset = out.bytes_copied;
+  const xc::CopyOutcome second = c->run(rest);
+  ASSERT_TRUE(second.ok) << second.error;
+  EXPECT_FALSE(second.end_of_medium);
+  EXPECT_EQ(second.bytes_copied, n - out.bytes_copied);
+
+  Bytes joined = read_tape(kRecord);
+  swap_cartridge(1025, 1024);
+  Bytes head = read_tape(kRecord);
+  EXPECT_EQ(head.size(), out.bytes_copied);
+  head.insert(head.end(), joined.begin(), joined.end());
+  ASSERT_EQ(head.size(), n);
+  EXPECT_TRUE(head == data);
+}
+
+TEST_F(CopyClientTest, SourceMediumErrorIsForwardedWithTheExactCount) {
+  xc::EngineSettings es;
+  es.chunk_bytes = 1u << 20;
+  build(256u << 20, 250u << 20, es);
+  const std::uint64_t n = 32u << 20;
+  const Bytes data = testing::pattern(n, 10);
+  fill_disk(0, data);
+  fault_source();
+  // The 12th READ(16) of the source: in the middle of the second segment.
+  faulty_source_->sense_on_opcode(0x88, 12,
+                                  {.key = SenseKey::kMediumError, .asc = 0x11, .ascq = 0x00});
+  xc::ClientSettings s;
+  s.segment_bytes = 8u << 20;
+  auto c = client(s);
+  const xc::CopyOutcome out = c->run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_FALSE(out.ok);
+  EXPECT_FALSE(out.end_of_medium);
+  ASSERT_TRUE(out.abort);
+  EXPECT_EQ(out.abort->key, SenseKey::kCopyAborted);
+  ASSERT_TRUE(out.abort->source) << out.error;
+  const auto src = decode_sense(out.abort->source->sense);
+  ASSERT_TRUE(src);
+  EXPECT_TRUE(src->is(SenseKey::kMediumError, 0x11, 0x00));
+  EXPECT_LT(out.bytes_copied, n);
+  EXPECT_LE(out.bytes_copied, 11u << 20);  // nothing past the failed read
+  // Exact: what the tape holds.
+  std::size_t records = 0;
+  const Bytes on_tape = read_tape(kRecord, false, &records);
+  EXPECT_EQ(on_tape.size(), out.bytes_copied);
+  EXPECT_TRUE(std::equal(on_tape.begin(), on_tape.end(), data.begin()));
+  const std::string e = lower(out.error);
+  EXPECT_NE(e.find("the source"), std::string::npos) << out.error;
+  EXPECT_NE(e.find("medium error"), std::string::npos) << out.error;
+  EXPECT_NE(e.find(std::to_string(out.bytes_copied) + " of"), std::string::npos) << out.error;
+}
+
+TEST_F(CopyClientTest, ProgressComesFromCopyStatusWhileACommandRuns) {
+  build();
+  const std::uint64_t n = 24u << 20;
+  const Bytes data = testing::pattern(n, 11);
+  fill_disk(0, data);
+  fault_source();
+  faulty_source_->delay(std::chrono::milliseconds(25));
+  xc::ClientSettings s;
+  s.poll_interval = std::chrono::milliseconds(20);
+  auto c = client(s);
+  std::vector<std::uint64_t> seen;
+  const xc::CopyOutcome out = c->run(job(disk_dev_[0], disk_dev_[1], n), [&](const auto& p) {
+    EXPECT_EQ(p.bytes_total, n);
+    seen.push_back(p.bytes_copied);
+  });
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.commands, 1u);  // one command: the progress came from COPY STATUS
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  std::vector<std::uint64_t> partial;
+  for (std::uint64_t b : seen) {
+    if (b > 0 && b < n) partial.push_back(b);
+  }
+  partial.erase(std::unique(partial.begin(), partial.end()), partial.end());
+  EXPECT_GE(partial.size(), 2u) << "distinct in-progress figures";
+  EXPECT_EQ(seen.back(), n);
+  EXPECT_EQ(read_disk(1, 0, n), data);
+
+  // Without a status path it waits for each command and still completes.
+  faulty_source_->clear();
+  std::vector<std::uint64_t> quiet;
+  auto blind = client(s, false);
+  const xc::CopyOutcome again = blind->run(job(disk_dev_[0], disk_dev_[1], n),
+                                           [&](const auto& p) { quiet.push_back(p.bytes_copied); });
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_EQ(quiet, std::vector<std::uint64_t>{n});
+}
+
+TEST_F(CopyClientTest, TightLimitsMeanMoreCommandsNotWrongData) {
+  xc::EngineSettings es;
+  es.limits.max_segments = 1;
+  es.max_segment_length = 1u << 20;
+  build(256u << 20, 250u << 20, es);
+  const std::uint64_t n = (6u << 20) + 4096;
+  const Bytes data = testing::pattern(n, 12);
+  fill_disk(0, data);
+  auto c = client();
+  const xc::CopyOutcome out = c->run(job(disk_dev_[0], disk_dev_[1], n));
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.commands, 7u);
+  EXPECT_EQ(out.segments, 7u);
+  EXPECT_EQ(read_disk(1, 0, n), data);
+
+  // Tape both ways under the same limits: 1 MiB segments of 4 records.
+  const xc::CopyOutcome to_tape = c->run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_TRUE(to_tape.ok) << to_tape.error;
+  EXPECT_EQ(to_tape.commands, 7u);
+  rewind();
+  const std::vector<std::uint8_t> zeros(n, 0);
+  fill_disk(1, zeros);
+  const xc::CopyOutcome back = c->run(job(drive_dev_, disk_dev_[1], n));
+  ASSERT_TRUE(back.ok) << back.error;
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+TEST_F(CopyClientTest, AManagerWithoutCopyResultsGetsTheConservativeDefaults) {
+  build();
+  const std::uint64_t n = 3u << 20;
+  const Bytes data = testing::pattern(n, 13);
+  fill_disk(0, data);
+  auto refusing = std::make_shared<FaultInjectingDevice>(manager_);
+  // OPERATING PARAMETERS is refused as LIO refuses it.
+  refusing->sense_on_opcode(0x84, 1, {.key = SenseKey::kIllegalRequest, .asc = 0x20, .ascq = 0x00});
+  xc::ClientSettings s;
+  s.segment_bytes = 1u << 20;
+  xc::CopyClient c(refusing, refusing, s);
+  std::string error;
+  ASSERT_TRUE(c.open(error)) << error;
+  EXPECT_FALSE(c.status_offered());
+  EXPECT_EQ(c.parameters().max_segments, 1u);
+  EXPECT_EQ(c.parameters().max_descriptor_list_length, 1024u);
+  const xc::CopyOutcome out = c.run(job(disk_dev_[0], disk_dev_[1], n));
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.commands, 3u);  // one segment per command
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+}  // namespace
+}  // namespace scsi
