@@ -427,6 +427,47 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
       c.devices.disks.push_back(std::move(d));
     }
   }
+  // [copy_managers.NAME]: emulated copy managers over the registry's disks
+  // and tapes.
+  if (const toml::table* t = table("copy_managers")) {
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      if (!v.is_table()) {
+        error = Section(*t, "copy_managers.", file).where(&v, name) + ": must be a table";
+        return false;
+      }
+      Section s(*v.as_table(), "copy_managers." + name + ".", file);
+      tape::CopyManagerSpec m;
+      m.name = name;
+      scsi::xcopy::EngineSettings& e = m.settings;
+      std::uint64_t buffer_mib = e.buffer_bytes >> 20, chunk_kib = e.chunk_bytes >> 10,
+                    segment_mib = e.max_segment_length >> 20,
+                    list_kib = e.limits.max_descriptor_list_length >> 10,
+                    stream_mib = e.max_stream_transfer >> 20;
+      std::int64_t timeout =
+          std::chrono::duration_cast<std::chrono::seconds>(e.command_timeout).count();
+      s.integer("max_concurrent_copies", e.max_concurrent_copies, 1, 255) &&
+          s.integer("buffer_mib", buffer_mib, 1, 1024) &&
+          s.integer("chunk_kib", chunk_kib, 4, 16384) &&
+          s.integer("max_segment_mib", segment_mib, 0, 4095) &&
+          s.integer("max_segments", e.limits.max_segments, 1, 65535) &&
+          s.integer("max_targets", e.limits.max_targets, 2, 2048) &&
+          s.integer("max_list_kib", list_kib, 1, 1024) &&
+          s.integer("max_stream_transfer_mib", stream_mib, 1, 16) &&
+          s.integer("device_timeout", timeout, 1, 3600);
+      if (s.error().empty() && (chunk_kib << 10) > (buffer_mib << 20)) {
+        s.fail(v.as_table()->get("chunk_kib"), "chunk_kib", "must not exceed buffer_mib");
+      }
+      if (!done(s)) return false;
+      e.buffer_bytes = buffer_mib << 20;
+      e.chunk_bytes = static_cast<std::uint32_t>(chunk_kib << 10);
+      e.max_segment_length = static_cast<std::uint32_t>(segment_mib << 20);
+      e.limits.max_descriptor_list_length = static_cast<std::uint32_t>(list_kib << 10);
+      e.max_stream_transfer = static_cast<std::uint32_t>(stream_mib << 20);
+      e.command_timeout = std::chrono::seconds(timeout);
+      c.devices.copy_managers.push_back(std::move(m));
+    }
+  }
   // [devices.NAME]: real devices (iSCSI LUNs, SCSI generic nodes).
   if (const toml::table* t = table("devices")) {
     for (const auto& [k, v] : *t) {
@@ -447,10 +488,13 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
           x.kind = tape::DeviceKind::kChanger;
         } else if (kind == "disk") {
           x.kind = tape::DeviceKind::kDisk;
+        } else if (kind == "copy_manager") {
+          x.kind = tape::DeviceKind::kCopyManager;
         } else if (kind == "other") {
           x.kind = tape::DeviceKind::kOther;
         } else {
-          s.fail(v.as_table()->get("kind"), "kind", "must be tape, changer, disk or other");
+          s.fail(v.as_table()->get("kind"), "kind",
+                 "must be tape, changer, disk or other (or copy_manager)");
         }
       }
       if (s.error().empty() && url.empty() == path.empty()) {

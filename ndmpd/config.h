@@ -85,7 +85,8 @@ struct Config {
   // [exports]
   std::vector<Export> exports;
 
-  // [libraries.NAME], [disks.NAME], [devices.NAME]: the device registry.
+  // [libraries.NAME], [disks.NAME], [copy_managers.NAME], [devices.NAME]:
+  // the device registry.
   tape::RegistrySpec devices;
 
   // [log]

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include "ndmpd/logging.h"
 #include "ndmpd/server.h"
 #include "ndmpd/version.h"
+#include "ndmpd/xcopy_command.h"
 
 namespace {
 
@@ -59,6 +61,39 @@ int main(int argc, char** argv) {
                  "write the bound addresses here once listening (for scripts)");
   app.add_flag("--foreground", foreground, "stay in the foreground (the only mode)");
   app.add_flag("--version", version, "print the version and exit");
+
+  // ndmpd xcopy: a server-free copy through a copy manager (see README).
+  ndmpd::XcopyOptions xo;
+  std::uint64_t xcopy_bytes = 0, xcopy_blocks = 0;
+  CLI::App* xcopy = app.add_subcommand(
+      "xcopy", "copy between two devices with SCSI EXTENDED COPY through a copy manager");
+  xcopy->fallthrough();  // --config, --state-dir, --log-level may follow the subcommand
+  xcopy->add_option("source", xo.source, "device name, /dev/sg* path or iscsi:// URL")->required();
+  xcopy->add_option("destination", xo.destination, "device name, /dev/sg* path or iscsi:// URL")
+      ->required();
+  xcopy->add_option("--manager", xo.manager,
+                    "copy manager: its name or address (default: the only one configured)");
+  xcopy->add_option("--source-lba", xo.source_lba, "first block of a disk source");
+  xcopy->add_option("--source-offset", xo.source_offset,
+                    "bytes past --source-lba (to resume after an end of medium)");
+  xcopy->add_option("--destination-lba", xo.destination_lba, "first block of a disk destination");
+  xcopy->add_option("--destination-offset", xo.destination_offset, "bytes past --destination-lba");
+  CLI::Option* bytes_opt = xcopy->add_option("--bytes", xcopy_bytes, "how much (K, M, G: KiB...)")
+                               ->transform(CLI::AsSizeValue(false));
+  CLI::Option* blocks_opt =
+      xcopy->add_option("--blocks", xcopy_blocks, "how much, in blocks of the disk");
+  xcopy
+      ->add_option("--record-size", xo.record_size,
+                   "tape record size in bytes (K, M: KiB...); 0: the drive's block length")
+      ->transform(CLI::AsSizeValue(false));
+  xcopy->add_option("--load", xo.load,
+                    "load this cartridge into the tape drive first (emulated library)");
+  xcopy->add_option("--batch-mib", xo.batch_mib, "data per EXTENDED COPY command")
+      ->check(CLI::Range(1, 1 << 20));
+  xcopy->add_option("--segment-mib", xo.segment_mib, "data per segment descriptor")
+      ->check(CLI::Range(1, 4095));
+  bool no_status = false;
+  xcopy->add_flag("--no-status", no_status, "do not poll COPY STATUS while a command runs");
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
@@ -111,6 +146,27 @@ int main(int argc, char** argv) {
     config.exports.push_back(
         {e.substr(0, eq), std::filesystem::absolute(e.substr(eq + 1)), "--export"});
   }
+  if (xcopy->parsed()) {
+    if (bytes_opt->count() != 0) xo.bytes = xcopy_bytes;
+    if (blocks_opt->count() != 0) xo.blocks = xcopy_blocks;
+    xo.poll_status = !no_status;
+    // The copy's own lines are on stderr; the registry's start-up chatter
+    // only below the operator's chosen level.
+    if (!ndmpd::init_logging(log_level.empty() ? "warn" : log_level)) {
+      std::cerr << "ndmpd: unknown log level '" << log_level << "'\n";
+      return 2;
+    }
+    std::error_code ec;
+    if (std::filesystem::create_directories(config.state_dir, ec)) {
+      ::chmod(config.state_dir.c_str(), 0700);
+    }
+    if (ec) {
+      std::cerr << "ndmpd xcopy: " << config.state_dir.string() << ": " << ec.message() << '\n';
+      return 2;
+    }
+    config.devices.state_dir = config.state_dir;
+    return ndmpd::run_xcopy(config, xo, std::cout, std::cerr);
+  }
   if (!ndmpd::init_logging(config.log_level)) {
     std::cerr << "ndmpd: unknown log level '" << config.log_level << "'\n";
     return 2;
@@ -119,6 +175,17 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", error.message);
     return 1;
   }
+  // A shared lock on the state directory: `ndmpd xcopy`, which opens the
+  // emulated devices itself, takes it exclusively and so never runs beside
+  // a daemon (and the daemon never starts beside it).
+  bool state_busy = false;
+  std::string lock_error;
+  const int state_lock = ndmpd::lock_state_dir(config.state_dir, false, state_busy, lock_error);
+  if (state_lock < 0 && state_busy) {
+    spdlog::critical("{}: an `ndmpd xcopy` is using the state directory's devices", lock_error);
+    return 1;
+  }
+  if (state_lock < 0) spdlog::warn("{}", lock_error);
   if (config.users.empty() && !config.allows(ndmpd::AuthMethod::kNone)) {
     spdlog::warn("no users are configured: no DMA can log in");
   }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 
+#include "scsi/emu/copy_manager.h"
 #include "scsi/transport_iscsi.h"
 #include "scsi/transport_sg.h"
 #include "tape/changer_quirks.h"
@@ -26,6 +27,8 @@ std::string_view to_string(DeviceKind k) {
       return "changer";
     case DeviceKind::kDisk:
       return "disk";
+    case DeviceKind::kCopyManager:
+      return "copy_manager";
     case DeviceKind::kOther:
       return "other";
   }
@@ -186,6 +189,21 @@ std::unique_ptr<DeviceRegistry> DeviceRegistry::open(const RegistrySpec& spec, s
     auto dev = std::make_shared<scsi::emu::EmulatedDevice>(disk, d.name);
     if (!reg->add({d.name, DeviceKind::kDisk, dev, std::nullopt, true}, error)) return nullptr;
   }
+  // Copy managers come after the disks and tapes, and before the real
+  // devices only because their resolver reads the registry when a copy
+  // runs, not now: every entry added below is reachable too.
+  for (const CopyManagerSpec& m : spec.copy_managers) {
+    scsi::emu::UnitIdentity identity = scsi::emu::make_identity(0x03, "COPY MANAGER", id, m.name);
+    identity.third_party_copy = true;
+    const DeviceRegistry* self = reg.get();
+    auto unit = std::make_shared<scsi::emu::CopyManagerUnit>(
+        std::move(identity),
+        [self](const scsi::xcopy::TargetDescriptor& t) { return self->resolve(t); }, m.settings);
+    auto dev = std::make_shared<scsi::emu::EmulatedDevice>(unit, m.name);
+    if (!reg->add({m.name, DeviceKind::kCopyManager, dev, std::nullopt, true}, error)) {
+      return nullptr;
+    }
+  }
   for (const ExternalSpec& x : spec.devices) {
     std::string why;
     std::unique_ptr<scsi::Device> first = open_device(x.address, why);
@@ -207,6 +225,36 @@ std::unique_ptr<DeviceRegistry> DeviceRegistry::open(const RegistrySpec& spec, s
 const DeviceRegistry::Entry* DeviceRegistry::find(const std::string& name) const {
   for (const Entry& e : entries_) {
     if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<scsi::Device> DeviceRegistry::resolve(
+    const scsi::xcopy::TargetDescriptor& target) const {
+  if (target.nul || target.designator.empty()) return nullptr;
+  auto matches = [&](const scsi::Identity& id) {
+    return id.designator == target.designator && id.designator_type == target.designator_type &&
+           id.peripheral_type == target.peripheral_type;
+  };
+  for (const Entry& e : entries_) {
+    if (e.kind != DeviceKind::kDisk && e.kind != DeviceKind::kTape) continue;
+    if (e.identity) {
+      if (matches(*e.identity)) return e.device;
+      continue;
+    }
+    // A real device that was away at start-up: ask it now, once it answers.
+    std::optional<scsi::Identity> id;
+    {
+      std::lock_guard lock(late_mutex_);
+      if (auto it = late_identities_.find(e.name); it != late_identities_.end()) id = it->second;
+    }
+    if (!id) {
+      id = inquire_identity(*e.device, nullptr, std::chrono::seconds(10));
+      if (!id) continue;
+      std::lock_guard lock(late_mutex_);
+      late_identities_[e.name] = *id;
+    }
+    if (matches(*id)) return e.device;
   }
   return nullptr;
 }
