@@ -1135,6 +1135,86 @@ Cartridge::WriteResult Cartridge::write_block(std::span<const std::uint8_t> data
   return after >= a.early_warning ? WriteResult::kEarlyWarning : WriteResult::kOk;
 }
 
+Cartridge::WriteResult Cartridge::write_blocks(std::span<const std::uint8_t> data,
+                                               std::uint32_t size, std::uint32_t& written,
+                                               std::string& error) {
+  written = 0;
+  Impl& m = *impl_;
+  const Attributes& a = m.superblock.attributes;
+  if (a.write_protected) {
+    error = "write protected";
+    return WriteResult::kWriteProtected;
+  }
+  if (size == 0 || size > kMaxBlock || data.empty() || data.size() % size != 0) {
+    error = std::to_string(data.size()) + " bytes are not whole blocks of " + std::to_string(size) +
+            " (1.." + std::to_string(kMaxBlock) + ")";
+    return WriteResult::kIoError;
+  }
+  const std::uint64_t count = data.size() / size;
+  const std::uint64_t before = m.block_bytes_before(m.pos, m.pos_offset);
+  const std::uint64_t room = before >= a.capacity ? 0 : (a.capacity - before) / size;
+  const std::uint64_t fit = std::min(count, room);
+  if (fit > 0 && !m.truncate_at_position(error)) return WriteResult::kIoError;
+
+  // Up to kGroup objects per pwritev (3 iovecs each, within IOV_MAX); each
+  // group is in the file, and its checkpoints in the index, before the
+  // next one starts, so a failure keeps every group before it.
+  constexpr std::size_t kGroup = 256;
+  std::vector<HeaderBytes> headers;
+  std::vector<Trailer> trailers;
+  std::vector<iovec> iov;
+  while (written < fit) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kGroup, fit - written));
+    const std::uint64_t first = m.end;
+    const std::uint64_t first_offset = m.end_offset;
+    const std::uint32_t first_link = m.end_link;
+    const std::size_t index_from = m.index.size();
+    m.extend_for(first_offset + n * (kOverhead + size));
+    headers.resize(n);
+    trailers.resize(n);
+    iov.clear();
+    std::uint32_t link = first_link;
+    std::uint64_t offset = first_offset;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t object = first + i;
+      const auto block = data.subspan((written + i) * size, size);
+      Header h{Kind::kBlock, size, object, m.filemarks.size(), link, 0};
+      headers[i] = encode_header(h);
+      trailers[i] = encode_trailer(h.length, payload_crc(h.crc, block));
+      iov.push_back({headers[i].data(), headers[i].size()});
+      iov.push_back({const_cast<std::uint8_t*>(block.data()), block.size()});
+      iov.push_back({trailers[i].data(), trailers[i].size()});
+      if (needs_entry(object, Kind::kBlock, offset, m.index.empty() ? nullptr : &m.index.back())) {
+        m.index.push_back({object, offset, m.filemarks.size(), false});
+      }
+      link = link_after(trailers[i].data());
+      offset += kOverhead + size;
+    }
+    int err = 0;
+    if (!write_at(m.fd, iov.data(), static_cast<int>(iov.size()), first_offset, err)) {
+      error = m.describe(
+          "writing objects " + std::to_string(first) + ".." + std::to_string(first + n - 1), err);
+      m.roll_back(first, first_offset, first_link, error);
+      return WriteResult::kIoError;
+    }
+    if (!m.persist_entries(index_from, error)) {
+      m.roll_back(first, first_offset, first_link, error);
+      return WriteResult::kIoError;
+    }
+    m.end = first + n;
+    m.end_offset = offset;
+    m.file_end = std::max(m.file_end, m.end_offset);
+    m.end_link = link;
+    m.move_to(m.end, m.end_offset, std::nullopt);
+    written += static_cast<std::uint32_t>(n);
+  }
+  if (fit < count) {
+    error = "the blocks do not all fit on the cartridge";
+    return WriteResult::kOverflow;
+  }
+  return before + fit * size >= a.early_warning ? WriteResult::kEarlyWarning : WriteResult::kOk;
+}
+
 Cartridge::WriteResult Cartridge::write_filemarks(std::uint32_t count, std::string& error) {
   Impl& m = *impl_;
   const Attributes& a = m.superblock.attributes;

@@ -132,6 +132,14 @@ class Cartridge {
     kIoError,         // not written (or not completely: the tail is cut)
   };
   WriteResult write_block(std::span<const std::uint8_t> data, std::string& error);
+  // Writes `data` as whole blocks of `size` bytes each, as consecutive
+  // objects, in few large writes (a fixed-block WRITE).  `written` says how
+  // many blocks are on the cartridge when it returns: all of them on kOk
+  // and kEarlyWarning; those that fit on kOverflow; on kIoError the ones
+  // written before the failing group of writes.  The same durability as
+  // write_block(): every block counted in `written` survives kill -9.
+  WriteResult write_blocks(std::span<const std::uint8_t> data, std::uint32_t size,
+                           std::uint32_t& written, std::string& error);
   WriteResult write_filemarks(std::uint32_t count, std::string& error);
   // Makes everything written durable (fdatasync).
   bool flush(std::string& error);

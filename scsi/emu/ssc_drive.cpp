@@ -325,27 +325,23 @@ Result SscDrive::write6(std::span<const std::uint8_t> cdb, std::span<const std::
 
   const std::uint32_t blocks = fixed ? length : 1;
   const std::uint32_t size = fixed ? block_length_ : length;
-  bool warned = false;
+  std::uint32_t written = 0;
   std::string error;
-  for (std::uint32_t i = 0; i < blocks; ++i) {
-    switch (cartridge_->write_block(data_out.subspan(std::size_t{i} * size, size), error)) {
-      case Cartridge::WriteResult::kOk:
-        break;
-      case Cartridge::WriteResult::kEarlyWarning:
-        warned = true;
-        break;
-      case Cartridge::WriteResult::kOverflow:
-        // Nothing of this block was written: INFORMATION = what was not.
-        return volume_overflow(fixed ? blocks - i : length);
-      case Cartridge::WriteResult::kWriteProtected:
-        return write_protected();
-      case Cartridge::WriteResult::kIoError:
-        return medium_error(0x0C, 0x00, "write: " + error);  // WRITE ERROR
-    }
+  switch (cartridge_->write_blocks(data_out.first(total), size, written, error)) {
+    case Cartridge::WriteResult::kOk:
+      return {};
+    case Cartridge::WriteResult::kEarlyWarning:
+      // Everything was written; past early warning the drive says so.
+      return early_warning(0);
+    case Cartridge::WriteResult::kOverflow:
+      // The blocks that did not fit were not written: INFORMATION = those.
+      return volume_overflow(fixed ? blocks - written : length);
+    case Cartridge::WriteResult::kWriteProtected:
+      return write_protected();
+    case Cartridge::WriteResult::kIoError:
+      break;
   }
-  // Everything was written; past early warning the drive says so.
-  if (warned) return early_warning(0);
-  return {};
+  return medium_error(0x0C, 0x00, "write: " + error);  // WRITE ERROR
 }
 
 Result SscDrive::write_filemarks(std::span<const std::uint8_t> cdb) {
