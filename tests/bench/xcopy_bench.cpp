@@ -2,11 +2,14 @@
 // (filled with data first) copied by one EXTENDED COPY onto an emulated tape,
 // in variable records of 256 KiB and in fixed blocks, against
 // `dd if=<disk file> of=<scratch file> bs=256K` of the same bytes in the same
-// run.  Both run warm (nothing is dropped from the page cache).  Medians of
-// 3 rounds; the process's peak resident memory (VmHWM) before and after, and
+// run.  Both run warm (nothing is dropped from the page cache), both write
+// into fresh space (dd's old file removed, the cartridge erased, untimed),
+// both start with no writeback pending (sync, untimed).  Medians of 5
+// rounds (or ROUNDS); the process's peak resident memory (VmHWM) before and after, and
 // the engine's own bound.  Prints figures; asserts nothing about time.
 //
-// Usage: xcopy_bench [MiB]   (default 1024)
+// Usage: xcopy_bench [MiB [ROUNDS]]   (default 1024 5); with
+// XCOPY_BENCH_ZERO_EXTENTS set, the cartridge grows in zero extents.
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -58,13 +61,17 @@ double median(std::vector<double> v) {
 }
 
 double run_dd(const std::string& in, const std::string& out) {
+  // A fresh file, as the cartridge is rewritten from the beginning (its
+  // file cut back to the superblock): both write new pages.  Removing the
+  // old file is not timed.  (Truncating an existing file to 0 instead
+  // would make ext4 flush it on close (auto_da_alloc), timing the disk.)
+  std::filesystem::remove(out);
+  ::sync();
   const auto t = Clock::now();
   const pid_t pid = ::fork();
   if (pid == 0) {
     const std::string i = "if=" + in, o = "of=" + out;
-    // conv=notrunc: dd overwrites its file in place, as the engine does
-    // the cartridge after the first round.
-    ::execlp("dd", "dd", i.c_str(), o.c_str(), "bs=256K", "conv=notrunc", "status=none", nullptr);
+    ::execlp("dd", "dd", i.c_str(), o.c_str(), "bs=256K", "status=none", nullptr);
     ::_exit(127);
   }
   int status = 0;
@@ -77,6 +84,7 @@ double run_dd(const std::string& in, const std::string& out) {
 
 int main(int argc, char** argv) {
   const std::uint64_t mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1024;
+  const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
   const std::uint64_t size = mib << 20;
   char tmpl[] = "/tmp/ndmpd-xcopy-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) return 1;
@@ -106,6 +114,7 @@ int main(int argc, char** argv) {
   spec.dir = dir / "vtl";
   spec.drives = 1;
   spec.slots = 2;
+  spec.zero_extents = std::getenv("XCOPY_BENCH_ZERO_EXTENTS") != nullptr;
   spec.cartridges.push_back({"BENCH1L6", size * 2 + (64u << 20), size * 2, false});
   auto lib = scsi::emu::VirtualLibrary::open(spec, install, error);
   if (!disk || !lib) {
@@ -130,8 +139,11 @@ int main(int argc, char** argv) {
 
   auto copy_once = [&](bool fixed) -> double {
     exec(*tape, scsi::cdb::rewind(false));
+    // The last round's records are erased untimed, as dd's old file is
+    // removed untimed: both then write into fresh space.
+    exec(*tape, scsi::cdb::erase6(false, false));
     scsi::Bytes ms = {0, 0, 0x10, 8, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (fixed) ms[10] = 0x01;  // 64 KiB blocks
+    if (fixed) ms[9] = 0x01;  // block length 64 KiB (descriptor bytes 5-7)
     exec(*tape, scsi::cdb::mode_select6(true, false, 12), ms);
     scsi::xcopy::ParameterList l;
     scsi::xcopy::TargetDescriptor src, dst;
@@ -157,6 +169,7 @@ int main(int argc, char** argv) {
       l.segments.push_back(s);
     }
     const scsi::Bytes params = scsi::xcopy::build_parameter_list(l);
+    ::sync();  // no writeback left over from the round before
     const auto t = Clock::now();
     const scsi::Result r = engine.extended_copy(
         scsi::xcopy::extended_copy_cdb(static_cast<std::uint32_t>(params.size())), params);
@@ -182,16 +195,20 @@ int main(int argc, char** argv) {
 
   const long hwm_before = vm_hwm_kib();
   std::vector<double> var, fix, dd;
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     dd.push_back(run_dd(disk_file, dd_out));
     var.push_back(copy_once(false));
     fix.push_back(copy_once(true));
+    // Each round's figures: this machine's page cache has slow rounds
+    // (the hypervisor takes back free memory), which medians then show.
+    std::printf("  round %d: dd %.3f s, variable %.3f s, fixed %.3f s\n", round + 1, dd.back(),
+                var.back(), fix.back());
   }
   const long hwm_after = vm_hwm_kib();
   const double mb = static_cast<double>(size) / (1 << 20);
   const double d = median(dd), v = median(var), f = median(fix);
-  std::printf("xcopy_bench: %llu MiB, block->stream, medians of 3 rounds, warm cache\n",
-              static_cast<unsigned long long>(mib));
+  std::printf("xcopy_bench: %llu MiB, block->stream, medians of %d rounds, warm cache\n",
+              static_cast<unsigned long long>(mib), rounds);
   std::printf("  dd bs=256K                 %7.3f s  %8.1f MiB/s\n", d, mb / d);
   std::printf("  engine variable 256 KiB    %7.3f s  %8.1f MiB/s  %.2fx dd\n", v, mb / v, d / v);
   std::printf("  engine fixed 4x64 KiB      %7.3f s  %8.1f MiB/s  %.2fx dd\n", f, mb / f, d / f);
