@@ -255,11 +255,6 @@ std::variant<ParameterList, ListError> parse_parameter_list(Span data, const Lim
     return length_error("the header announces " + std::to_string(announced) +
                         " bytes; the parameter list has " + std::to_string(data.size()));
   }
-  if (std::uint64_t{target_bytes} + segment_bytes > limits.max_descriptor_list_length) {
-    return length_error("descriptor lists of " + std::to_string(target_bytes + segment_bytes) +
-                        " bytes exceed the maximum of " +
-                        std::to_string(limits.max_descriptor_list_length));
-  }
   if (usage == 0x01) return refuse(0x26, 0x00, 1, 4, "LIST ID USAGE 01b is reserved");
   list.list_id_usage = static_cast<ListIdUsage>(usage);
   if (list.list_id_usage == ListIdUsage::kNone && list.list_id != 0) {
@@ -274,6 +269,12 @@ std::variant<ParameterList, ListError> parse_parameter_list(Span data, const Lim
                      std::to_string(target_count) + " target descriptors; at most " +
                          std::to_string(limits.max_targets)};
   }
+
+  // The counts come before the total length, so that a list one
+  // descriptor over a limit gets the sense that names the limit (26/06,
+  // 26/08), as initiators test for, whatever the length limit.
+  const bool too_long =
+      std::uint64_t{target_bytes} + segment_bytes > limits.max_descriptor_list_length;
 
   std::uint32_t at = kHeaderLength;
   for (std::uint32_t i = 0; i < target_count; ++i, at += kTargetDescriptorLength) {
@@ -308,6 +309,11 @@ std::variant<ParameterList, ListError> parse_parameter_list(Span data, const Lim
     }
     list.segments.push_back(parse_segment(data.subspan(at, 4u + length), at));
     at += 4u + length;
+  }
+  if (too_long) {
+    return length_error("descriptor lists of " + std::to_string(target_bytes + segment_bytes) +
+                        " bytes exceed the maximum of " +
+                        std::to_string(limits.max_descriptor_list_length));
   }
 
   if (inline_bytes > limits.max_inline_data) {

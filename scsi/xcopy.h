@@ -157,8 +157,11 @@ struct ListError {
 // (designator length > 20, LU ID TYPE other than 00b, tape FIXED/length
 // combinations the standard forbids) -> 26/00; a segment type not known ->
 // 26/09; a segment DESCRIPTOR LENGTH not the type's -> 26/00 (or 1A/00 if
-// it runs past the list); too many segment descriptors -> 26/08; inline
-// data over the limit -> 26/0B.  Target indexes that name no descriptor are
+// it runs past the list); too many segment descriptors -> 26/08; target
+// and segment descriptors together longer than max_descriptor_list_length
+// -> 1A/00 (after the counts, so that one descriptor too many gets the
+// sense naming that limit); inline data over the limit -> 26/0B.  Target
+// indexes that name no descriptor are
 // not refused here: the standard makes them COPY ABORTED 08/04 when the
 // segment runs.
 std::variant<ParameterList, ListError> parse_parameter_list(std::span<const std::uint8_t> data,

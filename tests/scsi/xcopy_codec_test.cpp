@@ -303,6 +303,18 @@ TEST(ExtendedCopyCodec, DescriptorListsOverTheMaximumAreParameterListLengthError
   EXPECT_EQ(parsed(build_parameter_list(l), limits).targets.size(), 2u);
 }
 
+TEST(ExtendedCopyCodec, CountLimitsComeBeforeTheLengthLimit) {
+  // One target over a limit of 1, in a list also over the length limit:
+  // the sense names the count (what iscsi-test-cu checks for).
+  ParameterList l = two_targets();
+  Limits limits;
+  limits.max_targets = 1;
+  limits.max_descriptor_list_length = 32;
+  expect_sense(refused(build_parameter_list(l), limits), 0x26, 0x06);
+  limits.max_targets = 2;
+  expect_sense(refused(build_parameter_list(l), limits), 0x1A, 0x00);
+}
+
 TEST(ExtendedCopyCodec, ReservedListIdUsageIsInvalidField) {
   Bytes b = build_parameter_list(two_targets());
   b[1] = static_cast<std::uint8_t>((b[1] & ~0x18) | 0x08);  // 01b
