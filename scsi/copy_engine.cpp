@@ -57,7 +57,8 @@ struct Failure {
   std::uint8_t ascq = 0x01;
   std::optional<CopyAbort::Forwarded> source;
   std::optional<CopyAbort::Forwarded> destination;
-  bool zero_residual = false;  // 13h: INFORMATION is zero, not computed
+  bool zero_residual = false;     // 13h, 10h at early warning: INFORMATION is zero
+  bool residual_unknown = false;  // what the destination took is unknown: VALID=0
 };
 
 Failure device_failure(const Result& r, bool is_source) {
@@ -72,7 +73,48 @@ Failure device_failure(const Result& r, bool is_source) {
   return f;
 }
 
-Failure plain(std::uint8_t asc, std::uint8_t ascq) { return Failure{asc, ascq, {}, {}, false}; }
+Failure plain(std::uint8_t asc, std::uint8_t ascq) {
+  return Failure{asc, ascq, {}, {}, false, false};
+}
+
+// A range of a disk past its capacity fails before anything is read or
+// written: the engine answers what the disk itself would (ILLEGAL REQUEST,
+// LOGICAL BLOCK ADDRESS OUT OF RANGE) without sending a command that could
+// write part of the range first.  Addresses that do not even fit 64 bits
+// (LBA x block length wrapping) are out of range too.
+Failure lba_out_of_range(bool is_source) {
+  Result r = check_condition({.key = SenseKey::kIllegalRequest, .asc = 0x21, .ascq = 0x00});
+  return device_failure(r, is_source);
+}
+
+// a * b + c, or nullopt when it does not fit 64 bits.
+std::optional<std::uint64_t> mul_add(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  std::uint64_t m = 0;
+  std::uint64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &m) || __builtin_add_overflow(m, c, &r)) return std::nullopt;
+  return r;
+}
+
+// What a tape WRITE (or WRITE FILEMARKS) that ended in CHECK CONDITION
+// did, in the units it asked for (`units`): at early warning (EOM on NO
+// SENSE or RECOVERED ERROR) it was performed, less INFORMATION when VALID;
+// VOLUME OVERFLOW performs nothing unless INFORMATION says what was left;
+// any other failure counts as nothing done.  nullopt: not known (deferred
+// sense, INFORMATION outside 0..units), and then no residual is reported.
+std::optional<std::uint64_t> units_done(const Result& r, std::uint64_t units) {
+  if (!r.check_condition()) return 0;
+  const auto sense = decode_sense(r.sense);
+  if (!sense) return 0;
+  if (sense->deferred) return std::nullopt;
+  const bool early_warning =
+      sense->key == SenseKey::kNoSense || sense->key == SenseKey::kRecoveredError;
+  if (!sense->eom || (!early_warning && sense->key != SenseKey::kVolumeOverflow)) return 0;
+  if (!sense->information_valid) return early_warning ? units : 0;
+  if (sense->information < 0 || static_cast<std::uint64_t>(sense->information) > units) {
+    return std::nullopt;
+  }
+  return units - static_cast<std::uint64_t>(sense->information);
+}
 
 // A target descriptor bound to the device it names.
 struct Target {
@@ -81,6 +123,7 @@ struct Target {
   bool pad = false;
   bool fixed = false;
   std::uint32_t block_length = 0;  // disk: logical block; fixed tape: block
+  std::uint64_t blocks = 0;        // disk: capacity in logical blocks
 };
 
 // ---- the bounded buffer between the reader and the writer of a segment ----
@@ -267,14 +310,19 @@ class Run {
   std::optional<CopyAbort> execute() {
     for (std::size_t i = 0; i < list_.segments.size(); ++i) {
       index_ = static_cast<std::uint16_t>(i);
-      if (record_) record_->segments_processed.store(static_cast<std::uint16_t>(i + 1));
       last_ = i + 1 == list_.segments.size();
       written_ = 0;
       std::optional<Failure> f = segment(list_.segments[i]);
       if (f) return abort(*f);
+      // SEGMENTS PROCESSED counts segments done: a failed one is not (as
+      // FreeBSD CTL reports its current segment).
+      if (record_) record_->segments_processed.store(static_cast<std::uint16_t>(i + 1));
     }
     return std::nullopt;
   }
+
+  // The segment running (or that failed), for a failure found outside it.
+  std::uint16_t segment_index() const { return index_; }
 
  private:
   enum class SinkKind { kTape, kDiskBlocks, kDiskRange, kDiscard };
@@ -306,7 +354,9 @@ class Run {
     a.segment = index_;
     a.source = f.source;
     a.destination = f.destination;
-    if (f.zero_residual) {
+    if (f.residual_unknown) {
+      a.residual = std::nullopt;
+    } else if (f.zero_residual) {
       a.residual = 0;
     } else if (written_ > 0 && expected_ >= written_) {
       a.residual = static_cast<std::uint32_t>(
@@ -352,9 +402,29 @@ class Run {
       const auto p = parse::read_capacity16(std::span(cap).first(std::min(c.data_in, cap.size())));
       if (!p || p->block_length == 0) return plain(0x0D, 0x03);
       if (d.block_length != 0 && d.block_length != p->block_length) return plain(0x0D, 0x03);
+      // Every disk command moves whole blocks: a block larger than one chunk
+      // (or than any real disk's) would need a buffer past the bounds.
+      if (p->block_length > cdb::kMax24 ||
+          p->block_length > std::max<std::size_t>(e_.settings.chunk_bytes, 1)) {
+        return plain(0x0D, 0x03);
+      }
       t.block_length = p->block_length;
+      t.blocks = p->last_lba == ~std::uint64_t{0} ? p->last_lba : p->last_lba + 1;
     } else if (t.type == kTapeType) {
       if (!t.fixed) t.block_length = 0;
+      // The drive's own block length (0: variable mode) decides what a
+      // WRITE(6) FIXED moves; a descriptor that disagrees would make the
+      // drive move other amounts than the segment asks, with GOOD status.
+      Bytes ms(64);
+      const Result m = e_.command(*dev, cdb::mode_sense6(false, 0, 0x10, 0, 64), Direction::kIn, {},
+                                  std::span(ms));
+      if (!m.ok()) return device_failure(m, false);
+      const auto mp = parse::mode_sense6(std::span(ms).first(std::min(m.data_in, ms.size())));
+      if (!mp) return plain(0x0D, 0x03);
+      if (!mp->block_descriptors.empty() &&
+          mp->block_descriptors.front().block_length != t.block_length) {
+        return plain(0x0D, 0x03);
+      }
     } else {
       return plain(0x0D, 0x03);  // a type this engine moves no data with
     }
@@ -403,8 +473,14 @@ class Run {
         if (s.type == SegmentType::kLocate) c = cdb::locate10(s.logical_object, false, false, 0);
         if (c.empty()) return plain(0x26, 0x00);
         const Result r = e_.command(*t->device, std::move(c), Direction::kNone, {}, {});
-        if (!r.ok()) return device_failure(r, false);
-        return std::nullopt;
+        if (r.ok()) return std::nullopt;
+        Failure f = device_failure(r, false);
+        // Filemarks written at early warning are all written: residual 0.
+        if (s.type == SegmentType::kWriteFilemarks && s.count > 0 &&
+            units_done(r, s.count).value_or(0) == s.count) {
+          f.zero_residual = true;
+        }
+        return f;
       }
       case SegmentType::kTapeImageCopy:
         return image_copy(s);
@@ -434,11 +510,11 @@ class Run {
         p.source = SourceKind::kDisk;
         p.sink = SinkKind::kTape;
         if (s.type == SegmentType::kBlockToStream) {
-          p.src_byte = s.lba * a->block_length;
+          if (!address(s.lba, *a, 0, p.src_byte)) return lba_out_of_range(true);
           p.process = std::uint64_t{s.blocks} * a->block_length;
           p.src_whole_blocks = true;
         } else {
-          p.src_byte = s.lba * a->block_length + s.byte_offset;
+          if (!address(s.lba, *a, s.byte_offset, p.src_byte)) return lba_out_of_range(true);
           p.process = s.byte_count;
         }
         break;
@@ -452,14 +528,14 @@ class Run {
         p.exact_destination = true;
         if (s.type == SegmentType::kStreamToBlock) {
           p.sink = SinkKind::kDiskBlocks;
-          p.dst_byte = s.lba * b->block_length;
+          if (!address(s.lba, *b, 0, p.dst_byte)) return lba_out_of_range(false);
           p.dst_blocks = s.blocks;
           p.dst_exact = true;
           const std::uint64_t want = std::uint64_t{s.blocks} * b->block_length;
           p.process = want > dst_residue_.size() ? want - dst_residue_.size() : 0;
         } else {
           p.sink = SinkKind::kDiskRange;
-          p.dst_byte = s.lba * b->block_length + s.byte_offset;
+          if (!address(s.lba, *b, s.byte_offset, p.dst_byte)) return lba_out_of_range(false);
           p.process = s.byte_count;
         }
         break;
@@ -471,9 +547,9 @@ class Run {
         p.source = SourceKind::kDisk;
         if (s.type == SegmentType::kBlockToBlock) {
           p.sink = SinkKind::kDiskBlocks;
-          p.src_byte = s.lba * a->block_length;
+          if (!address(s.lba, *a, 0, p.src_byte)) return lba_out_of_range(true);
           p.src_whole_blocks = true;
-          p.dst_byte = s.destination_lba * b->block_length;
+          if (!address(s.destination_lba, *b, 0, p.dst_byte)) return lba_out_of_range(false);
           if (s.dc) {
             p.dst_blocks = s.blocks;
             p.dst_exact = true;
@@ -485,8 +561,10 @@ class Run {
           }
         } else {
           p.sink = SinkKind::kDiskRange;
-          p.src_byte = s.lba * a->block_length + s.byte_offset;
-          p.dst_byte = s.destination_lba * b->block_length + s.destination_byte_offset;
+          if (!address(s.lba, *a, s.byte_offset, p.src_byte)) return lba_out_of_range(true);
+          if (!address(s.destination_lba, *b, s.destination_byte_offset, p.dst_byte)) {
+            return lba_out_of_range(false);
+          }
           p.process = s.byte_count;
           p.exact_destination = true;
         }
@@ -520,7 +598,40 @@ class Run {
     if (e_.settings.max_segment_length != 0 && p.process > e_.settings.max_segment_length) {
       return plain(0x26, 0x00);
     }
+    // Both disk ranges lie within capacity, or nothing is read or written.
+    if (p.source == SourceKind::kDisk && !within(*a, p.src_byte, p.process)) {
+      return lba_out_of_range(true);
+    }
+    if (p.sink == SinkKind::kDiskBlocks) {
+      // 01h and 02h DC=1 write exactly their blocks; 02h DC=0 what arrives
+      // (residue included), the last block padded.
+      const std::uint64_t bytes = p.dst_exact ? std::uint64_t{p.dst_blocks} * b->block_length
+                                              : dst_residue_.size() + p.process;
+      if (!within(*b, p.dst_byte, bytes)) return lba_out_of_range(false);
+    } else if (p.sink == SinkKind::kDiskRange && !within(*b, p.dst_byte, p.process)) {
+      return lba_out_of_range(false);
+    }
     return std::nullopt;
+  }
+
+  // The byte address of `offset` bytes into block `lba` of disk `t`; false
+  // when it does not fit 64 bits.
+  static bool address(std::uint64_t lba, const Target& t, std::uint64_t offset,
+                      std::uint64_t& out) {
+    const auto v = mul_add(lba, t.block_length, offset);
+    if (v) out = *v;
+    return v.has_value();
+  }
+
+  // Whether `bytes` from byte address `first` end within the disk's
+  // capacity (the blocks they touch, partial ones included).
+  static bool within(const Target& t, std::uint64_t first, std::uint64_t bytes) {
+    if (bytes == 0) return true;  // nothing is read or written
+    std::uint64_t end = 0;
+    if (__builtin_add_overflow(first, bytes, &end)) return false;
+    const std::uint64_t bl = t.block_length;
+    const std::uint64_t blocks = end / bl + (end % bl != 0 ? 1 : 0);
+    return blocks <= t.blocks;
   }
 
   // The reader: `p.process` bytes of processed data into `q`, source
@@ -676,7 +787,26 @@ class Run {
     std::optional<Failure> read_fail;
     Bytes reader_residue;
     if (!inline_source) reader_residue.swap(src_residue_);
-    std::thread reader([&] { read_side(p, q, reader_residue, read_fail); });
+    std::thread reader([&] {
+      // Nothing may escape a thread (std::terminate): an allocation that
+      // fails ends the segment as a failure of the copy manager itself.
+      try {
+        read_side(p, q, reader_residue, read_fail);
+      } catch (...) {
+        read_fail = plain(0x0D, 0x01);
+        q.cancel();
+      }
+    });
+    // Whatever leaves this scope (a failure, an exception from the writer),
+    // the reader is stopped and joined first.
+    struct Joiner {
+      ChunkQueue& q;
+      std::thread& t;
+      ~Joiner() {
+        q.cancel();
+        if (t.joinable()) t.join();
+      }
+    } joiner{q, reader};
     std::optional<Failure> write_fail;
     Bytes leftover;
     {
@@ -729,17 +859,16 @@ class Run {
       account(data.size());
       return std::nullopt;
     }
-    if (r.check_condition()) {
-      const auto sense = decode_sense(r.sense);
-      if (sense && sense->eom) {
-        std::uint64_t missing = 0;
-        if (sense->information_valid && sense->information > 0) {
-          missing = static_cast<std::uint64_t>(sense->information) * (t.fixed ? t.block_length : 1);
-        }
-        account(data.size() - std::min<std::uint64_t>(missing, data.size()));
-      }
+    Failure f = device_failure(r, false);
+    // INFORMATION counts blocks in fixed mode, bytes in variable mode.
+    const std::uint64_t unit = t.fixed ? t.block_length : 1;
+    const std::optional<std::uint64_t> done = units_done(r, data.size() / unit);
+    if (done) {
+      account(*done * unit);
+    } else {
+      f.residual_unknown = true;
     }
-    return device_failure(r, false);
+    return f;
   }
 
   std::optional<Failure> disk_write(const Target& t, std::uint64_t lba,
@@ -820,6 +949,9 @@ class Run {
           const Result r =
               e_.command(*t.device, cdb::read16(b, 1, false), Direction::kIn, {}, into);
           if (!r.ok()) return device_failure(r, false);
+          // GOOD with less than the block: writing the window back would
+          // put zeros over bytes outside the range.
+          if (r.data_in < bl) return plain(0x0D, 0x04);
           return std::nullopt;
         };
         if (partial_head) {
@@ -878,6 +1010,9 @@ class Run {
           const Result w =
               e_.command(*dst.device, cdb::write_filemarks6(1, false), Direction::kNone, {}, {});
           if (!w.ok()) return device_failure(w, false);
+          // Every turn of this loop either writes a filemark or at least one
+          // byte to the destination, which ends at its end of medium: the
+          // loop is bounded by the destination's capacity.
           ++consecutive;
           if (count != 0 && consecutive >= count) return std::nullopt;
           continue;
@@ -897,11 +1032,15 @@ class Run {
         return device_failure(r, true);
       }
       consecutive = 0;
-      if (size == 0) continue;
+      // GOOD (or a short record) with no data is no record: a source that
+      // answers so would keep the loop going forever.
+      if (size == 0) return plain(0x0D, 0x04);
       const std::span<const std::uint8_t> rec(buf.data(), size);
       Result w;
+      std::uint64_t unit = 1;
       if (dst.fixed) {
         if (size % dst.block_length != 0) return plain(0x26, 0x0A);
+        unit = dst.block_length;
         w = e_.command(*dst.device,
                        cdb::write6(true, static_cast<std::uint32_t>(size / dst.block_length)),
                        Direction::kOut, rec, {});
@@ -909,7 +1048,11 @@ class Run {
         w = e_.command(*dst.device, cdb::write6(false, static_cast<std::uint32_t>(size)),
                        Direction::kOut, rec, {});
       }
-      if (!w.ok()) return device_failure(w, false);
+      if (!w.ok()) {
+        // A record written at early warning counts in COPY STATUS.
+        account(units_done(w, size / unit).value_or(0) * unit);
+        return device_failure(w, false);
+      }
       account(size);
     }
   }
@@ -1007,22 +1150,47 @@ Result CopyEngine::extended_copy(std::span<const std::uint8_t> cdb,
     }
   }
 
-  Run run(*impl_, list, record.get());
-  const std::optional<CopyAbort> abort = run.execute();
+  // However the copy ends (an exception included), it no longer runs: the
+  // count goes down and the list identifier is free again.
+  struct Done {
+    Impl& impl;
+    Impl::Record* record;
+    ~Done() {
+      std::lock_guard lock(impl.mutex);
+      --impl.running;
+      if (record) record->running.store(false);
+    }
+  };
+
+  std::optional<CopyAbort> abort;
   Result result;
-  if (abort) {
-    result.status = Status::kCheckCondition;
-    result.sense = copy_aborted_sense(*abort);
+  {
+    const Done done{*impl_, record.get()};
+    Run run(*impl_, list, record.get());
+    try {
+      abort = run.execute();
+    } catch (...) {
+      // Out of memory (or anything else thrown below): the copy manager
+      // itself failed in this segment.
+      abort = CopyAbort{};
+      abort->segment = run.segment_index();
+    }
+    if (abort) {
+      result.status = Status::kCheckCondition;
+      result.sense = copy_aborted_sense(*abort);
+    }
+    if (record) {
+      std::lock_guard lock(impl_->mutex);
+      record->failed = abort.has_value();
+      if (abort) record->details = FailedSegmentDetails{result.status, result.sense};
+    }
   }
 
   std::lock_guard lock(impl_->mutex);
-  --impl_->running;
-  if (record) {
-    record->failed = abort.has_value();
-    if (abort) record->details = FailedSegmentDetails{result.status, result.sense};
-    record->running.store(false);
-    // 10b keeps nothing after success; 00b keeps the status until read.
-    if (list.list_id_usage == ListIdUsage::kDiscard && !abort) impl_->lists.erase(key);
+  // 10b keeps nothing after success; 00b keeps the status until read.
+  if (record && list.list_id_usage == ListIdUsage::kDiscard && !abort) {
+    const auto it = impl_->lists.find(key);
+    if (it != impl_->lists.end() && it->second == record) impl_->lists.erase(it);
   }
   return result;
 }
@@ -1064,8 +1232,10 @@ Result CopyEngine::receive_copy_results(std::span<const std::uint8_t> cdb,
     }
     st.transfer_count_units = units;
     st.transfer_count = static_cast<std::uint32_t>(count);
-    const Result r = respond(encode_copy_status(st), out);
-    if (!running) {
+    const Bytes page = encode_copy_status(st);
+    const Result r = respond(page, out);
+    // Only an answer the application client received whole releases it.
+    if (!running && out.size() >= page.size()) {
       rec.status_held = false;
       if (!rec.details) impl_->lists.erase(it);
     }
@@ -1076,7 +1246,7 @@ Result CopyEngine::receive_copy_results(std::span<const std::uint8_t> cdb,
   if (running) return cdb_field_error(2);
   Bytes data = rec.details ? encode_failed_segment_details(*rec.details) : Bytes(4, 0);
   const Result r = respond(data, out);
-  if (rec.details && (alloc == 0 || out.size() >= data.size())) {
+  if (rec.details && out.size() >= data.size()) {
     rec.details.reset();
     if (!rec.status_held) impl_->lists.erase(it);
   }

@@ -9,10 +9,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
 #include <map>
+#include <new>
 #include <thread>
 
 #include "emu_support.h"
@@ -33,6 +35,53 @@ using xcopy::Segment;
 using xcopy::SegmentType;
 
 constexpr std::uint8_t kRead16 = 0x88;
+constexpr std::uint8_t kWrite16 = 0x8A;
+constexpr std::uint8_t kRead6 = 0x08;
+constexpr std::uint8_t kWrite6 = 0x0A;
+constexpr std::uint8_t kWriteFilemarks6 = 0x10;
+
+// Around a real emulated unit: commands with one operation code come back
+// as FaultInjectingDevice cannot make them (GOOD with half the data-in,
+// GOOD with none, or an exception, as a misbehaving transport would).
+// Everything else passes through unchanged.
+class TamperingDevice : public Device {
+ public:
+  enum class Mode { kHalfData, kEmptyGood, kThrow };
+  TamperingDevice(std::shared_ptr<Device> inner, std::uint8_t opcode, Mode mode)
+      : inner_(std::move(inner)), opcode_(opcode), mode_(mode) {}
+  Result execute(const Command& c) override {
+    if (c.cdb.empty() || c.cdb[0] != opcode_) return inner_->execute(c);
+    ++hits_;
+    switch (mode_) {
+      case Mode::kHalfData: {
+        Result r = inner_->execute(c);
+        if (r.ok()) {
+          const std::size_t keep = r.data_in / 2;
+          std::fill(c.data_in.begin() + static_cast<std::ptrdiff_t>(keep), c.data_in.end(), 0);
+          r.residual += r.data_in - keep;
+          r.data_in = keep;
+        }
+        return r;
+      }
+      case Mode::kEmptyGood: {
+        Result r;
+        r.residual = c.data_in.size();
+        return r;
+      }
+      case Mode::kThrow:
+        throw std::bad_alloc();
+    }
+    return {};
+  }
+  std::string describe() const override { return "tampered(" + inner_->describe() + ")"; }
+  int hits() const { return hits_.load(); }
+
+ private:
+  std::shared_ptr<Device> inner_;
+  std::uint8_t opcode_;
+  Mode mode_;
+  std::atomic<int> hits_{0};
+};
 
 // Disks, a library with one loaded drive, and a resolver over them.
 class Rig {
@@ -748,6 +797,263 @@ TEST_F(ExtendedCopy, ListIdInUseIsOperationInProgressAndTooManyCopiesInsufficien
   EXPECT_TRUE(second.get().good());
 }
 
+// ---- review fixes: ranges, block lengths, EOM accounting, short data ----
+
+Segment block_offset_to_block_offset(std::uint16_t src, std::uint16_t dst, std::uint64_t from,
+                                     std::uint16_t from_offset, std::uint64_t to,
+                                     std::uint16_t to_offset, std::uint32_t bytes) {
+  Segment s;
+  s.type = SegmentType::kBlockOffsetToBlockOffset;
+  s.source = src;
+  s.destination = dst;
+  s.lba = from;
+  s.byte_offset = from_offset;
+  s.destination_lba = to;
+  s.destination_byte_offset = to_offset;
+  s.byte_count = bytes;
+  return s;
+}
+
+// Sets the drive's block length (0: variable mode) with MODE SELECT(6).
+void set_block_length(emu::SscDrive& drive, std::uint32_t length) {
+  Bytes ms = {0, 0, 0x10, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+  ms[9] = static_cast<std::uint8_t>(length >> 16);
+  ms[10] = static_cast<std::uint8_t>(length >> 8);
+  ms[11] = static_cast<std::uint8_t>(length);
+  ASSERT_TRUE(run(drive, cdb::mode_select6(true, false, 12), 0, ms).good());
+}
+
+void expect_forwarded_lba_out_of_range(const Outcome& o, bool source) {
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  ASSERT_TRUE(o.abort);
+  const auto& fw = source ? o.abort->source : o.abort->destination;
+  ASSERT_TRUE(fw);
+  EXPECT_FALSE(source ? o.abort->destination : o.abort->source);
+  const auto fwd = decode_sense(fw->sense);
+  ASSERT_TRUE(fwd);
+  EXPECT_TRUE(fwd->is(SenseKey::kIllegalRequest, 0x21, 0x00));
+  EXPECT_FALSE(o.abort->residual);
+}
+
+TEST_F(ExtendedCopy, LbaOverflowIsRefusedBeforeAnyWrite) {
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  const Bytes low = read_disk(B(), 0, 16);
+  // 2^55 * 512 wraps to 0: destination LBA 2^55 + 5 would land on LBA 5.
+  const std::uint64_t wrapping = (1ull << 55) + 5;
+  Outcome o =
+      copy(e, make_list({describe(*a_), describe(*b_)}, {block_to_block(0, 1, 0, wrapping, 8)}));
+  expect_forwarded_lba_out_of_range(o, false);
+  EXPECT_EQ(o.abort->segment, 0);
+  // The byte forms too (LBA x block length + offset), on either side.
+  o = copy(e, make_list({describe(*a_), describe(*b_)},
+                        {block_offset_to_block_offset(0, 1, 0, 0, wrapping, 10, 100)}));
+  expect_forwarded_lba_out_of_range(o, false);
+  o = copy(e, make_list({describe(*a_), describe(*b_)},
+                        {block_offset_to_block_offset(0, 1, ~std::uint64_t{0}, 0, 0, 0, 100)}));
+  expect_forwarded_lba_out_of_range(o, true);
+  // A range that starts inside the disk and runs past its end: nothing of
+  // it is written, not even the blocks that exist.
+  const std::uint64_t last = b_->blocks() - 1;
+  const Bytes tail = read_disk(B(), last - 3, 4);
+  o = copy(e, make_list({describe(*a_), describe(*b_)},
+                        {block_to_block(0, 1, 0, 0, 4), block_to_block(0, 1, 0, last - 3, 8)}));
+  expect_forwarded_lba_out_of_range(o, false);
+  EXPECT_EQ(o.abort->segment, 1);
+  EXPECT_EQ(read_disk(B(), last - 3, 4), tail);
+  Bytes want = stamped(0, 4);
+  want.insert(want.end(), low.begin() + 4 * 512, low.end());
+  EXPECT_EQ(read_disk(B(), 0, 16), want);  // only the first segment wrote
+}
+
+TEST_F(ExtendedCopy, FixedBlockLengthMismatchIsIncorrectCopyTargetDeviceType) {
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  auto attempt = [&](const xcopy::TargetDescriptor& tape, std::uint32_t field) {
+    return copy(e, make_list({describe(*a_), tape}, {block_to_stream(0, 1, 0, 8, field)}));
+  };
+  // Variable-mode drive, fixed descriptor.
+  Outcome o = attempt(describe(rig_.drive(), false, true, 512), 1);
+  EXPECT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x03)) << describe_result(o.result);
+  // Drive fixed at 1024: a descriptor of 512, and a variable one.
+  set_block_length(rig_.drive(), 1024);
+  o = attempt(describe(rig_.drive(), false, true, 512), 1);
+  EXPECT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x03)) << describe_result(o.result);
+  o = attempt(describe(rig_.drive()), 4096);
+  EXPECT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x03)) << describe_result(o.result);
+  Bytes pos(32);
+  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
+  EXPECT_EQ(parse::read_position_long(pos)->logical_object, 0u);  // nothing was written
+  // The descriptor that agrees moves the data.
+  o = attempt(describe(rig_.drive(), false, true, 1024), 2);
+  ASSERT_TRUE(o.good()) << describe_result(o.result);
+  set_block_length(rig_.drive(), 0);
+  rewind(*rig_.tape());
+  EXPECT_EQ(concat(read_tape(*rig_.tape())), stamped(0, 8));
+}
+
+TEST_F(ExtendedCopy, DiskBlockLargerThanAChunkIsIncorrectCopyTargetDeviceType) {
+  xcopy::EngineSettings st;
+  st.chunk_bytes = 256;  // smaller than one 512-byte block
+  xcopy::CopyEngine e(rig_.resolver(), st);
+  const Outcome o =
+      copy(e, make_list({describe(*a_), describe(*b_)}, {block_to_block(0, 1, 0, 0, 8)}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x03)) << describe_result(o.result);
+  EXPECT_EQ(o.abort->segment, 0);
+  EXPECT_FALSE(o.abort->residual);
+}
+
+TEST_F(ExtendedCopy, MediumErrorWithEomIsNotCountedAsWritten) {
+  auto faulty = std::make_shared<FaultInjectingDevice>(rig_.tape());
+  rig_.route(rig_.drive().identity().naa, faulty);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  // The third WRITE(6) fails (not executed) with MEDIUM ERROR and EOM set.
+  faulty->sense_on_opcode(kWrite6, 3,
+                          {.key = SenseKey::kMediumError, .asc = 0x0C, .ascq = 0x00, .eom = true});
+  const Outcome o = copy(
+      e, make_list({describe(*a_), describe(rig_.drive())}, {block_to_stream(0, 1, 0, 64, 4096)}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  ASSERT_TRUE(o.abort->destination);
+  EXPECT_TRUE(decode_sense(o.abort->destination->sense)->is(SenseKey::kMediumError, 0x0C, 0x00));
+  ASSERT_TRUE(o.abort->residual);
+  EXPECT_EQ(*o.abort->residual, 64u * 512 - 2 * 4096);  // two records written, six not
+  rewind(*rig_.tape());
+  EXPECT_EQ(read_tape(*rig_.tape()).size(), 2u);
+}
+
+TEST_F(ExtendedCopy, EomWithInformationPastTheTransferReportsNoResidual) {
+  auto faulty = std::make_shared<FaultInjectingDevice>(rig_.tape());
+  rig_.route(rig_.drive().identity().naa, faulty);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  // Early warning claiming 5000 bytes not written of a 4096-byte WRITE.
+  faulty->sense_on_opcode(
+      kWrite6, 2,
+      {.key = SenseKey::kNoSense, .asc = 0x00, .ascq = 0x02, .eom = true, .information = 5000});
+  Outcome o = copy(
+      e, make_list({describe(*a_), describe(rig_.drive())}, {block_to_stream(0, 1, 0, 64, 4096)}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  EXPECT_FALSE(o.abort->residual);
+  EXPECT_FALSE(o.sense->information_valid);
+  // VOLUME OVERFLOW without INFORMATION: nothing of that WRITE was written.
+  faulty->clear();
+  faulty->sense_on_opcode(
+      kWrite6, 2, {.key = SenseKey::kVolumeOverflow, .asc = 0x00, .ascq = 0x02, .eom = true});
+  o = copy(
+      e, make_list({describe(*a_), describe(rig_.drive())}, {block_to_stream(0, 1, 0, 64, 4096)}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  ASSERT_TRUE(o.abort->residual);
+  EXPECT_EQ(*o.abort->residual, 64u * 512 - 4096);
+}
+
+TEST_F(ExtendedCopy, WriteFilemarksAtEarlyWarningHasResidualZero) {
+  auto faulty = std::make_shared<FaultInjectingDevice>(rig_.tape());
+  rig_.route(rig_.drive().identity().naa, faulty);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  faulty->sense_on_opcode(kWriteFilemarks6, 1,
+                          {.key = SenseKey::kNoSense, .asc = 0x00, .ascq = 0x02, .eom = true});
+  Segment fm;
+  fm.type = SegmentType::kWriteFilemarks;
+  fm.destination = 0;
+  fm.count = 2;
+  const Outcome o = copy(e, make_list({describe(rig_.drive())}, {fm}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  ASSERT_TRUE(o.abort->destination);
+  EXPECT_TRUE(decode_sense(o.abort->destination->sense)->eom);
+  ASSERT_TRUE(o.abort->residual);
+  EXPECT_EQ(*o.abort->residual, 0u);
+}
+
+TEST_F(ExtendedCopy, TapeImageCopyRecordAtEarlyWarningCountsInCopyStatus) {
+  auto src = rig_.tape();
+  rig_.second_tape();
+  const Bytes rec = testing::pattern(3000, 4);
+  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 3000), {}, rec).ok());
+  rewind(*src);
+  auto faulty = std::make_shared<FaultInjectingDevice>(rig_.device(rig_.drive2().identity().naa));
+  rig_.route(rig_.drive2().identity().naa, faulty);
+  faulty->early_warning_at_block(0);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  Segment img;
+  img.type = SegmentType::kTapeImageCopy;
+  img.source = 0;
+  img.destination = 1;
+  const Outcome o = copy(e, make_list({describe(rig_.drive()), describe(rig_.drive2())}, {img},
+                                      xcopy::ListIdUsage::kHold, 4));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  ASSERT_TRUE(o.abort->destination && o.abort->residual);
+  EXPECT_EQ(*o.abort->residual, 0u);
+  Bytes st(12);
+  ASSERT_TRUE(e.receive_copy_results(
+                   xcopy::receive_copy_results_cdb(xcopy::ResultsAction::kCopyStatus, 4, 12), st)
+                  .ok());
+  const auto status = xcopy::parse_copy_status(st);
+  EXPECT_EQ(status->state, xcopy::CopyState::kDoneWithErrors);
+  EXPECT_EQ(status->transfer_count_units, 0);
+  EXPECT_EQ(status->transfer_count, 3000u);
+  EXPECT_EQ(status->segments_processed, 0);  // the failed segment is not processed
+}
+
+TEST_F(ExtendedCopy, ShortReadModifyWriteIsDataUnderrun) {
+  auto tampered = std::make_shared<TamperingDevice>(rig_.device(b_->identity().naa), kRead16,
+                                                    TamperingDevice::Mode::kHalfData);
+  rig_.route(b_->identity().naa, tampered);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  const Bytes before = read_disk(*rig_.device(b_->identity().naa), 20, 2);
+  // 100 bytes at byte 300 of block 20: the block is read, merged, written.
+  const Outcome o = copy(e, make_list({describe(*a_), describe(*b_)},
+                                      {block_offset_to_block_offset(0, 1, 0, 0, 20, 300, 100)}));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x04)) << describe_result(o.result);
+  EXPECT_EQ(o.abort->segment, 0);
+  EXPECT_FALSE(o.abort->residual);
+  EXPECT_GE(tampered->hits(), 1);
+  EXPECT_EQ(read_disk(*rig_.device(b_->identity().naa), 20, 2), before);  // nothing written back
+}
+
+TEST_F(ExtendedCopy, TapeImageCopyOfEmptyGoodReadsIsDataUnderrun) {
+  rig_.second_tape();
+  auto tampered =
+      std::make_shared<TamperingDevice>(rig_.tape(), kRead6, TamperingDevice::Mode::kEmptyGood);
+  rig_.route(rig_.drive().identity().naa, tampered);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  Segment img;
+  img.type = SegmentType::kTapeImageCopy;
+  img.source = 0;
+  img.destination = 1;
+  const auto list = make_list({describe(rig_.drive()), describe(rig_.drive2())}, {img});
+  auto job = std::async(std::launch::async, [&] { return copy(e, list); });
+  ASSERT_EQ(job.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  const Outcome o = job.get();
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x04)) << describe_result(o.result);
+  EXPECT_EQ(tampered->hits(), 1);
+  ASSERT_TRUE(o.abort->residual);
+  EXPECT_EQ(*o.abort->residual, 0u);  // 13h: INFORMATION zero
+}
+
+TEST_F(ExtendedCopy, ExceptionFromADeviceIsCopyAbortedAndFreesTheListId) {
+  // On the reader's thread (READ(16) of the source), then on the writer's
+  // (WRITE(16) of the destination).
+  for (const std::uint8_t opcode : {kRead16, kWrite16}) {
+    Rig rig;
+    auto a = rig.disk("a", 16u << 20);
+    auto b = rig.disk("b", 16u << 20);
+    const Bytes& naa = opcode == kRead16 ? a->identity().naa : b->identity().naa;
+    rig.route(naa, std::make_shared<TamperingDevice>(rig.device(naa), opcode,
+                                                     TamperingDevice::Mode::kThrow));
+    xcopy::CopyEngine e(rig.resolver(), {});
+    const auto list = make_list({describe(*a), describe(*b)}, {block_to_block(0, 1, 0, 0, 64)},
+                                xcopy::ListIdUsage::kHold, 2);
+    Outcome o = copy(e, list);
+    ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+    EXPECT_EQ(o.abort->segment, 0);
+    // The list identifier is free again: the same copy runs (and fails) anew.
+    o = copy(e, list);
+    EXPECT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+    Bytes st(12);
+    ASSERT_TRUE(e.receive_copy_results(
+                     xcopy::receive_copy_results_cdb(xcopy::ResultsAction::kCopyStatus, 2, 12), st)
+                    .ok());
+    EXPECT_EQ(xcopy::parse_copy_status(st)->state, xcopy::CopyState::kDoneWithErrors);
+  }
+}
+
 // ---- RECEIVE COPY RESULTS ----
 
 class ReceiveCopyResults : public ExtendedCopy {};
@@ -807,7 +1113,7 @@ TEST_F(ReceiveCopyResults, CopyStatusWhileRunningThenDoneThenDiscarded) {
       if (s->state == xcopy::CopyState::kInProgress && s->transfer_count > 0) {
         seen_running = true;
         last_count = s->transfer_count;
-        EXPECT_EQ(s->segments_processed, 1);
+        EXPECT_EQ(s->segments_processed, 0);  // the one segment is not done yet
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -822,9 +1128,54 @@ TEST_F(ReceiveCopyResults, CopyStatusWhileRunningThenDoneThenDiscarded) {
   EXPECT_EQ(s->state, xcopy::CopyState::kDone);
   EXPECT_EQ(s->transfer_count_units, 0);
   EXPECT_EQ(s->transfer_count, 4096u * 512);
+  EXPECT_EQ(s->segments_processed, 1);
   // Held until read, then gone.
   r = e.receive_copy_results(cdb, buf);
   EXPECT_TRUE(finish(r).is(SenseKey::kIllegalRequest, 0x24, 0x00));
+}
+
+TEST_F(ReceiveCopyResults, CutAnswersDoNotReleaseTheResults) {
+  auto faulty = std::make_shared<FaultInjectingDevice>(rig_.device(b_->identity().naa));
+  rig_.route(b_->identity().naa, faulty);
+  xcopy::CopyEngine e(rig_.resolver(), {});
+  faulty->sense_on_opcode(kWrite16, 1, {.key = SenseKey::kMediumError, .asc = 0x0C, .ascq = 0x00});
+  const Outcome o =
+      copy(e, make_list({describe(*a_), describe(*b_)}, {block_to_block(0, 1, 0, 0, 8)},
+                        xcopy::ListIdUsage::kHold, 8));
+  ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x01)) << describe_result(o.result);
+  Bytes buf(300);
+  auto fsd = [&](std::uint32_t alloc) {
+    return e.receive_copy_results(
+        xcopy::receive_copy_results_cdb(xcopy::ResultsAction::kFailedSegmentDetails, 8, alloc),
+        buf);
+  };
+  auto status = [&](std::uint32_t alloc) {
+    return e.receive_copy_results(
+        xcopy::receive_copy_results_cdb(xcopy::ResultsAction::kCopyStatus, 8, alloc), buf);
+  };
+  // ALLOCATION LENGTH 0 and a cut page keep FAILED SEGMENT DETAILS.
+  Result r = fsd(0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.data_in, 0u);
+  r = fsd(20);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.data_in, 20u);
+  // A COPY STATUS cut at 8 bytes keeps the status.
+  r = status(8);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.data_in, 8u);
+  r = status(12);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(xcopy::parse_copy_status(std::span(buf).first(12))->state,
+            xcopy::CopyState::kDoneWithErrors);
+  EXPECT_TRUE(finish(status(12)).is(SenseKey::kIllegalRequest, 0x24, 0x00));  // read whole: gone
+  // The whole details page, then nothing.
+  r = fsd(300);
+  ASSERT_TRUE(r.ok());
+  const auto d = xcopy::parse_failed_segment_details(std::span(buf).first(r.data_in));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sense, o.result.sense);
+  EXPECT_TRUE(finish(fsd(300)).is(SenseKey::kIllegalRequest, 0x24, 0x00));
 }
 
 // ---- the copy manager LUN ----
