@@ -8,6 +8,10 @@
 // - target descriptors E4h, resolved designator -> Device by a Resolver;
 //   disks (SBC: READ(16)/WRITE(16)) and tapes (SSC: READ(6)/WRITE(6),
 //   fixed or variable, SILI=0; WRITE FILEMARKS, SPACE, LOCATE);
+// - each device checked before any I/O: a disk's block length and capacity
+//   (READ CAPACITY(16): a range past the end is refused before anything is
+//   written), a tape's block mode and length (MODE SENSE) against its
+//   descriptor;
 // - segment descriptors 00h 01h 02h 04h 06h 07h 08h 09h 0Ah 10h 11h 12h 13h,
 //   in order, with the residue rules (CAT, PAD) carried between segments;
 // - bounded memory (a copy holds at most settings.buffer_bytes of data) and
