@@ -242,6 +242,22 @@ int run_xcopy(const Config& config, const XcopyOptions& options, std::ostream& o
     return 2;
   }
 
+  // Where each disk's range starts, checked: the operator's LBA and offset
+  // must lie on the disk, and must not wrap around to a low LBA.
+  std::uint64_t src_start = 0, dst_start = 0;
+  for (const bool is_source : {true, false}) {
+    const xc::Endpoint& e = is_source ? *src : *dst;
+    if (e.tape) continue;
+    const auto start =
+        xc::disk_start(e, is_source ? options.source_lba : options.destination_lba,
+                       is_source ? options.source_offset : options.destination_offset, error);
+    if (!start) {
+      err << "ndmpd xcopy: " << (is_source ? "source" : "destination") << ": " << error << "\n";
+      return 2;
+    }
+    (is_source ? src_start : dst_start) = *start;
+  }
+
   xc::CopyJob job;
   job.source = *src;
   job.destination = *dst;
@@ -258,20 +274,36 @@ int run_xcopy(const Config& config, const XcopyOptions& options, std::ostream& o
       err << "ndmpd xcopy: --blocks counts a disk's blocks; between tapes give --bytes\n";
       return 2;
     }
-    job.bytes = *options.blocks * disk.block_length;
-  } else if (!src->tape) {
-    const std::uint64_t start = options.source_lba * src->block_length + options.source_offset;
-    const std::uint64_t size = src->blocks * src->block_length;
-    job.bytes = start < size ? size - start : 0;
-    if (!dst->tape) {
-      const std::uint64_t dstart =
-          options.destination_lba * dst->block_length + options.destination_offset;
-      const std::uint64_t dsize = dst->blocks * dst->block_length;
-      job.bytes = std::min(job.bytes, dstart < dsize ? dsize - dstart : 0);
+    if (__builtin_mul_overflow(*options.blocks, std::uint64_t{disk.block_length}, &job.bytes)) {
+      err << "ndmpd xcopy: --blocks " << *options.blocks << " of " << disk.block_length
+          << " bytes is more than any disk holds\n";
+      return 2;
     }
+  } else if (!src->tape) {
+    // disk_start() placed both starts before their disk's end.
+    job.bytes = xc::disk_capacity(*src).value_or(0) - src_start;
+    if (!dst->tape)
+      job.bytes = std::min(job.bytes, xc::disk_capacity(*dst).value_or(0) - dst_start);
   } else {
     err << "ndmpd xcopy: from a tape, give the length with --bytes (or --blocks)\n";
     return 2;
+  }
+  if (job.bytes == 0) {
+    err << "ndmpd xcopy: nothing to copy (a length of 0 bytes); give --bytes or --blocks\n";
+    return 2;
+  }
+  for (const bool is_source : {true, false}) {
+    const xc::Endpoint& e = is_source ? *src : *dst;
+    if (e.tape) continue;
+    const std::uint64_t start = is_source ? src_start : dst_start;
+    const std::uint64_t capacity = xc::disk_capacity(e).value_or(0);
+    std::uint64_t end = 0;
+    if (__builtin_add_overflow(start, job.bytes, &end) || end > capacity) {
+      err << "ndmpd xcopy: " << (is_source ? "source" : "destination") << ": " << job.bytes
+          << " bytes from byte " << start << " run past the disk's end (" << capacity
+          << " bytes)\n";
+      return 2;
+    }
   }
   if (dst->tape && dst->descriptor.fixed && options.record_size % dst->block_length != 0) {
     job.record_size = 0;  // the drive's own block length
@@ -333,7 +365,12 @@ int run_xcopy(const Config& config, const XcopyOptions& options, std::ostream& o
       << "commands:     " << outcome.commands << " EXTENDED COPY, " << outcome.segments
       << " segments\n";
   if (outcome.ok) {
-    out << "outcome:      OK\n";
+    out << "outcome:      OK";
+    if (outcome.end_of_medium) {
+      out << "; the destination cartridge is past its early warning: it holds the whole copy, "
+             "but write nothing more to it";
+    }
+    out << "\n";
     return 0;
   }
   out << "outcome:      FAILED: " << outcome.error << "\n";
@@ -342,15 +379,20 @@ int run_xcopy(const Config& config, const XcopyOptions& options, std::ostream& o
     out << "copy manager: sense " << std::hex << std::uppercase << std::setfill('0') << std::setw(2)
         << static_cast<unsigned>(a.key) << " " << std::setw(2) << static_cast<unsigned>(a.asc)
         << "/" << std::setw(2) << static_cast<unsigned>(a.ascq) << std::dec << std::setfill(' ')
-        << ", failing segment " << a.segment;
+        << ", failing segment " << a.segment << " of EXTENDED COPY command " << outcome.commands;
     if (a.residual) out << ", residual " << *a.residual;
     out << "\n";
     if (a.source) out << "source sense: " << sense_line(a.source->sense) << "\n";
     if (a.destination) out << "destination sense: " << sense_line(a.destination->sense) << "\n";
   }
+  if (outcome.end_of_medium && !outcome.confirmed) {
+    out << "end of medium: the destination tape is full, but how much it holds is not confirmed "
+           "by its position; copy again from the start onto a fresh cartridge\n";
+    return 1;
+  }
   if (outcome.end_of_medium) {
-    const std::uint64_t resume =
-        options.source_lba * src->block_length + options.source_offset + outcome.bytes_copied;
+    // The plan kept src_start + job.bytes within the disk, so no overflow.
+    const std::uint64_t resume = src_start + outcome.bytes_copied;
     out << "end of medium: the destination tape is full; load another cartridge and continue "
            "with --source-lba 0 --source-offset "
         << resume << " --bytes " << (job.bytes - outcome.bytes_copied) << "\n";

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 #include <limits>
+#include <random>
 #include <sstream>
 
 #include "scsi/cdb.h"
@@ -109,7 +110,83 @@ struct Plan {
 
 std::uint64_t div_up(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
+// Segments 08h, 09h and 0Ah carry a byte offset into a block in 16 bits:
+// it reaches every byte of a block of at most this length.
+constexpr std::uint64_t kLargestOffsetBlock = 0x10000;
+
+// INVALID FIELD IN CDB answers to COPY STATUS on the status path, in a row
+// for one running list, before the client concludes that the path does
+// not see its lists (the first polls may come before the copy manager has
+// registered the list).
+constexpr int kStatusMisses = 3;
+
+bool invalid_field_in_cdb(const Result& r) {
+  if (!r.check_condition()) return false;
+  const auto s = decode_sense(r.sense);
+  return s && s->is(SenseKey::kIllegalRequest, 0x24, 0x00);
+}
+
+// A list identifier no other CopyClient of this process uses at the same
+// time (they wrap after 255), from a random start so that two processes
+// on one I_T nexus are unlikely to collide either.  Never 0: the client
+// always uses LIST ID USAGE 00b or 10b, which name the list.
+std::uint8_t next_list_id() {
+  static std::atomic<unsigned> counter{[] {
+    try {
+      return static_cast<unsigned>(std::random_device{}());
+    } catch (...) {
+      // No entropy source: the clock is random enough for a start.
+      return static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+  }()};
+  for (;;) {  // at most two turns: two consecutive values are not both 0 mod 256
+    const auto id = static_cast<std::uint8_t>(counter.fetch_add(1, std::memory_order_relaxed));
+    if (id != 0) return id;
+  }
+}
+
+// Whether `sense` is whole: a sense format this client reads, with every
+// byte its ADDITIONAL SENSE LENGTH announces.  A transport that cut it
+// short (a small sense buffer) loses the forwarded device sense.
+bool sense_complete(const Bytes& sense) {
+  if (sense.size() < 8) return false;
+  const std::uint8_t code = sense[0] & 0x7F;
+  if (code < 0x70 || code > 0x73) return false;
+  return sense.size() >= 8u + sense[7];
+}
+
 }  // namespace
+
+std::optional<std::uint64_t> disk_capacity(const Endpoint& disk) {
+  std::uint64_t bytes = 0;
+  if (disk.tape || disk.block_length == 0 ||
+      __builtin_mul_overflow(disk.blocks, std::uint64_t{disk.block_length}, &bytes)) {
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+std::optional<std::uint64_t> disk_start(const Endpoint& disk, std::uint64_t lba,
+                                        std::uint64_t byte_offset, std::string& error) {
+  const auto capacity = disk_capacity(disk);
+  if (!capacity) {
+    error = disk.tape ? "a tape has no LBA" : "the disk's capacity is unusable";
+    return std::nullopt;
+  }
+  if (lba >= disk.blocks) {
+    error = "LBA " + std::to_string(lba) + " is past the disk's last block (" +
+            std::to_string(disk.blocks == 0 ? 0 : disk.blocks - 1) + ")";
+    return std::nullopt;
+  }
+  std::uint64_t at = 0, start = 0;
+  if (__builtin_mul_overflow(lba, std::uint64_t{disk.block_length}, &at) ||
+      __builtin_add_overflow(at, byte_offset, &start) || start >= *capacity) {
+    error = "LBA " + std::to_string(lba) + " plus " + std::to_string(byte_offset) +
+            " bytes lies past the disk's end (" + std::to_string(*capacity) + " bytes)";
+    return std::nullopt;
+  }
+  return start;
+}
 
 std::optional<Endpoint> describe_endpoint(std::shared_ptr<Device> device, std::string& error) {
   if (!device) {
@@ -181,6 +258,10 @@ std::optional<Endpoint> describe_endpoint(std::shared_ptr<Device> device, std::s
     }
     ep.block_length = cap->block_length;
     ep.blocks = cap->last_lba + 1;
+    if (cap->last_lba == std::numeric_limits<std::uint64_t>::max() || !disk_capacity(ep)) {
+      error = name + ": READ CAPACITY(16) reports more than 2^64 bytes";
+      return std::nullopt;
+    }
   } else {
     std::optional<parse::ModeParameters> mode;
     for (const std::uint8_t page : {std::uint8_t{0x10}, std::uint8_t{0x00}}) {
@@ -293,13 +374,23 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
   if (params.max_segment_length != 0) cap = std::min<std::uint64_t>(cap, params.max_segment_length);
   cap = std::min<std::uint64_t>(cap, std::numeric_limits<std::uint32_t>::max());
 
+  // Checked: a wrapped start would write at low LBAs, a wrapped end plan
+  // an endless segment list.
   auto disk_range_ok = [&](const Endpoint& e, std::uint64_t lba, std::uint64_t offset,
-                           const char* what) {
-    const std::uint64_t start = lba * e.block_length + offset;
-    if (e.block_length == 0 || start + job.bytes > e.blocks * e.block_length) {
+                           const char* what, std::uint64_t& start) {
+    std::string why;
+    const auto at = disk_start(e, lba, offset, why);
+    if (!at) {
+      plan.error = std::string(what) + ": " + why;
+      return false;
+    }
+    start = *at;
+    const std::uint64_t capacity = disk_capacity(e).value_or(0);
+    std::uint64_t end = 0;
+    if (__builtin_add_overflow(start, job.bytes, &end) || end > capacity) {
       plan.error = std::string(what) + " range (" + std::to_string(job.bytes) +
                    " bytes from byte " + std::to_string(start) + ") runs past its capacity of " +
-                   std::to_string(e.blocks * e.block_length) + " bytes";
+                   std::to_string(capacity) + " bytes";
       return false;
     }
     return true;
@@ -342,14 +433,19 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
   if (!src.tape && dst.tape) {
     std::uint32_t record = 0, stream_length = 0;
     if (!stream_record(dst, record, stream_length)) return plan;
-    if (!disk_range_ok(src, job.source_lba, job.source_byte_offset, "source")) return plan;
-    const std::uint64_t start = job.source_lba * src.block_length + job.source_byte_offset;
-    bool use_08 = offers(params, 0x08);
+    std::uint64_t start = 0;
+    if (!disk_range_ok(src, job.source_lba, job.source_byte_offset, "source", start)) return plan;
+    const bool offset_fits = src.block_length <= kLargestOffsetBlock;
+    const bool use_08 = offers(params, 0x08) && offset_fits;
     if (!use_08) {
       if (!offers(params, 0x00) || start % src.block_length != 0 ||
           record % src.block_length != 0 || job.bytes % src.block_length != 0) {
         plan.error =
-            "the copy manager lacks segment 08h (block+offset -> stream) and 00h does not fit";
+            offset_fits
+                ? "the copy manager lacks segment 08h (block+offset -> stream) and 00h does not fit"
+                : "the source's block length (" + std::to_string(src.block_length) +
+                      " bytes) is too large for segment 08h's 16-bit byte offset, and segment "
+                      "00h needs a start, length and record size in whole blocks";
         return plan;
       }
       cap = std::min<std::uint64_t>(cap, std::uint64_t{0xFFFF} * src.block_length);
@@ -390,17 +486,22 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
   if (src.tape && !dst.tape) {
     std::uint32_t record = 0, stream_length = 0;
     if (!stream_record(src, record, stream_length)) return plan;
-    if (!disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination")) {
+    std::uint64_t start = 0;
+    if (!disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination",
+                       start)) {
       return plan;
     }
-    const std::uint64_t start =
-        job.destination_lba * dst.block_length + job.destination_byte_offset;
-    bool use_09 = offers(params, 0x09);
+    const bool offset_fits = dst.block_length <= kLargestOffsetBlock;
+    const bool use_09 = offers(params, 0x09) && offset_fits;
     if (!use_09) {
       if (!offers(params, 0x01) || start % dst.block_length != 0 ||
           record % dst.block_length != 0 || job.bytes % dst.block_length != 0) {
         plan.error =
-            "the copy manager lacks segment 09h (stream -> block+offset) and 01h does not fit";
+            offset_fits
+                ? "the copy manager lacks segment 09h (stream -> block+offset) and 01h does not fit"
+                : "the destination's block length (" + std::to_string(dst.block_length) +
+                      " bytes) is too large for segment 09h's 16-bit byte offset, and segment "
+                      "01h needs a start, length and record size in whole blocks";
         return plan;
       }
       cap = std::min<std::uint64_t>(cap, std::uint64_t{0xFFFF} * dst.block_length);
@@ -439,12 +540,11 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
   }
 
   if (!src.tape && !dst.tape) {
-    if (!disk_range_ok(src, job.source_lba, job.source_byte_offset, "source") ||
-        !disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination")) {
+    std::uint64_t s0 = 0, d0 = 0;
+    if (!disk_range_ok(src, job.source_lba, job.source_byte_offset, "source", s0) ||
+        !disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination", d0)) {
       return plan;
     }
-    const std::uint64_t s0 = job.source_lba * src.block_length + job.source_byte_offset;
-    const std::uint64_t d0 = job.destination_lba * dst.block_length + job.destination_byte_offset;
     const std::uint32_t bl = src.block_length;
     const bool aligned =
         src.block_length == dst.block_length && s0 % bl == 0 && d0 % bl == 0 && job.bytes % bl == 0;
@@ -474,6 +574,13 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
     }
     if (!offers(params, 0x0A)) {
       plan.error = "unaligned disk copies need segment 0Ah, which the copy manager lacks";
+      return plan;
+    }
+    if (src.block_length > kLargestOffsetBlock || dst.block_length > kLargestOffsetBlock) {
+      plan.error = "a block length of " +
+                   std::to_string(std::max(src.block_length, dst.block_length)) +
+                   " bytes is too large for segment 0Ah's 16-bit byte offsets; copy whole, "
+                   "aligned blocks between disks of one block length (segment 02h)";
       return plan;
     }
     const bool residue = (d0 + job.bytes) % dst.block_length != 0;
@@ -593,7 +700,7 @@ CopyOutcome CopyClient::run(const CopyJob& job,
     }
 
     ParameterList list;
-    list.list_id = next_list_id_++;
+    list.list_id = next_list_id();
     list.list_id_usage = status_offered_ ? ListIdUsage::kHold : ListIdUsage::kDiscard;
     list.targets = {plan.source, plan.destination};
     for (std::size_t i = next; i < end; ++i) list.segments.push_back(plan.segments[i].segment);
@@ -607,13 +714,14 @@ CopyOutcome CopyClient::run(const CopyJob& job,
     ++out.commands;
 
     Result result;
-    if (status_path_ && status_offered_) {
+    if (status_path_ && status_offered_ && status_visible_) {
       std::shared_ptr<Device> manager = manager_;
       std::future<Result> running =
           std::async(std::launch::async, [manager, &command] { return manager->execute(command); });
       const std::chrono::milliseconds interval =
           std::max(settings_.poll_interval, std::chrono::milliseconds(1));
       bool polling = true;
+      int unknown = 0;  // INVALID FIELD IN CDB answers in a row
       // Bounded: the command itself ends within its timeout.
       while (running.wait_for(interval) != std::future_status::ready) {
         if (!polling) continue;
@@ -623,11 +731,24 @@ CopyOutcome CopyClient::run(const CopyJob& job,
                           buf, std::min(settings_.command_timeout, kQuick));
         const auto status = s.ok() ? parse_copy_status(received(buf, s)) : std::nullopt;
         if (!status) {
-          // The copy may not be registered yet; a refusal once it runs
-          // means this manager does not answer while it copies.
+          // A transport failure or an answer that is no sense: this path
+          // gives no status.
           if (!s.check_condition() || s.transport_error.size()) polling = false;
+          // The list is unknown there: right after the command went out it
+          // may not be registered yet; after that, the status path is
+          // another I_T nexus, to which this list (as every later one) is
+          // invisible.
+          if (invalid_field_in_cdb(s) && ++unknown >= kStatusMisses) {
+            polling = false;
+            status_visible_ = false;
+            spdlog::info(
+                "{}: COPY STATUS on the second path does not know list identifier {} while it "
+                "runs (another I_T nexus, presumably): no progress until each command ends",
+                status_path_->describe(), list.list_id);
+          }
           continue;
         }
+        unknown = 0;
         report(done + std::min(batch, transfer_bytes(*status, dest_block)));
       }
       result = running.get();
@@ -656,8 +777,14 @@ CopyOutcome CopyClient::run(const CopyJob& job,
                   " bytes reached the destination for certain";
       return out;
     }
+    // The command's own sense answers for this command alone; FAILED
+    // SEGMENT DETAILS only stands in when the sense was lost or cut short
+    // on the way (it would be the forwarded device sense that is missing).
     std::optional<CopyAbort> abort;
-    if (details_offered_ && list.list_id_usage != ListIdUsage::kNone) {
+    if (result.check_condition() && sense_complete(result.sense)) {
+      abort = parse_copy_aborted_sense(result.sense);
+    }
+    if (!abort && details_offered_ && list.list_id_usage != ListIdUsage::kNone) {
       Bytes buf(60 + 256);
       Result d = run_in(*manager_,
                         receive_copy_results_cdb(ResultsAction::kFailedSegmentDetails, list.list_id,
@@ -700,20 +827,44 @@ CopyOutcome CopyClient::run(const CopyJob& job,
     out.end_of_medium =
         dst_sense && (dst_sense->eom || dst_sense->key == SenseKey::kVolumeOverflow);
 
-    if (tape && tape_start) {
-      if (const auto now = tape_position(*tape)) {
-        const std::uint64_t record =
-            job.destination.descriptor.fixed ? job.destination.block_length : job.record_size;
-        const std::uint64_t objects = *now - *tape_start;
-        const std::uint64_t expected = record ? div_up(copied, record) : objects;
-        if (objects != expected) {
-          spdlog::warn("{}: the tape moved {} objects, but the copy manager's residual says {}",
-                       tape->describe(), objects, expected);
+    // What the tape holds decides: a residual in the wrong unit or from a
+    // copy manager that counts differently must not become the point an
+    // operator resumes from.  Records are uniform (fixed blocks, or
+    // variable records of record_size, the last one padded), so the
+    // objects the tape moved over give the bytes.
+    std::string unconfirmed;
+    if (tape) {
+      const std::optional<std::uint64_t> now = tape_start ? tape_position(*tape) : std::nullopt;
+      const bool positioned = tape_start.has_value() && now.has_value();
+      const std::uint64_t from = tape_start.value_or(0), to = now.value_or(0);
+      const bool fixed = job.destination.descriptor.fixed;
+      const std::uint64_t object = fixed ? job.destination.block_length : job.record_size;
+      const std::uint64_t record = fixed && job.record_size ? job.record_size : object;
+      if (!positioned || object == 0) {
+        unconfirmed = "the tape's position could not be read to confirm it";
+      } else if (to < from || to - from > div_up(job.bytes, record) * (record / object)) {
+        unconfirmed = "the tape moved from object " + std::to_string(from) + " to " +
+                      std::to_string(to) + ", which this copy cannot have written";
+      } else {
+        const std::uint64_t objects = to - from;
+        const std::uint64_t on_tape = std::min(objects * object, job.bytes);
+        if (on_tape != copied) {
+          spdlog::warn(
+              "{}: the copy manager's residual says {} bytes reached the tape, its position ({} "
+              "objects of {} bytes written) says {}; using the tape's",
+              tape->describe(), copied, objects, object, on_tape);
+          copied = on_tape;
         }
       }
+      if (!unconfirmed.empty()) {
+        spdlog::warn("{}: {} bytes by the copy manager's residual, unconfirmed: {}",
+                     tape->describe(), copied, unconfirmed);
+        out.confirmed = false;
+      }
     }
+    out.bytes_copied = copied;
 
-    if (out.end_of_medium && copied == job.bytes) {
+    if (out.end_of_medium && copied == job.bytes && out.confirmed) {
       // The last write reached early warning and counts as done: the copy
       // is complete, on a tape that has no room for another.
       out.ok = true;
@@ -741,6 +892,7 @@ CopyOutcome CopyClient::run(const CopyJob& job,
     }
     if (out.end_of_medium) os << "; the destination tape reached end of medium";
     os << "; " << copied << " of " << job.bytes << " bytes reached the destination";
+    if (!unconfirmed.empty()) os << " by the copy manager's account, unconfirmed: " << unconfirmed;
     out.error = os.str();
     return out;
   }

@@ -11,11 +11,18 @@
 //   identifier of its own), follows each with COPY STATUS on a second path
 //   where the copy manager offers it, and falls back to the command's
 //   completion where it does not;
-// - on failure reads FAILED SEGMENT DETAILS (or the command's sense) and
-//   computes exactly how many bytes reached the destination.
+// - on failure reads the command's COPY ABORTED sense (FAILED SEGMENT
+//   DETAILS only when that sense was lost or cut short), computes how many
+//   bytes reached the destination, and confirms that with the destination
+//   tape's READ POSITION.
+//
+// List identifiers come from one process-wide counter with a random start,
+// so that clients sharing a copy manager (and an I_T nexus) neither collide
+// nor read each other's results.
 //
 // Thread-safety: one CopyClient per job; run() blocks its caller (it runs
 // each EXTENDED COPY on a thread of its own while it polls COPY STATUS).
+// Several CopyClients may run at once.
 #pragma once
 
 #include <atomic>
@@ -49,6 +56,17 @@ struct Endpoint {
 // first command to the device.  nullopt with `error` if the device is
 // neither disk nor tape, is not ready, or has no usable designator.
 std::optional<Endpoint> describe_endpoint(std::shared_ptr<Device> device, std::string& error);
+
+// A disk's capacity in bytes; nullopt for a tape, a block length of 0, or a
+// capacity past 2^64 - 1 bytes.
+std::optional<std::uint64_t> disk_capacity(const Endpoint& disk);
+
+// The byte at which a disk range starts, lba * block_length + byte_offset,
+// with the arithmetic checked (operators type these numbers).  nullopt with
+// `error` when the LBA is not on the disk, the start overflows or lies at
+// or past the disk's end.
+std::optional<std::uint64_t> disk_start(const Endpoint& disk, std::uint64_t lba,
+                                        std::uint64_t byte_offset, std::string& error);
 
 struct ClientSettings {
   std::uint64_t batch_bytes = 80ull << 20;  // data per EXTENDED COPY command, at most
@@ -88,6 +106,10 @@ struct CopyOutcome {
   // The destination tape reached early warning (or overflowed).  With `ok`
   // too: everything was written, the last record past early warning.
   bool end_of_medium = false;
+  // bytes_copied agrees with the destination tape's position (READ
+  // POSITION before and after), or the destination is a disk.  false: the
+  // count could not be confirmed; do not resume a copy from it.
+  bool confirmed = true;
   std::optional<CopyAbort> abort;  // the copy manager's account of the failure
   std::string error;               // a sentence for the operator
   std::uint32_t commands = 0;      // EXTENDED COPY commands sent
@@ -124,7 +146,10 @@ class CopyClient {
   OperatingParameters params_;
   bool status_offered_ = false;
   bool details_offered_ = false;
-  std::uint8_t next_list_id_ = 1;
+  // Whether COPY STATUS on status_path_ knows this client's lists: a second
+  // path that is another I_T nexus does not (list identifiers are per
+  // nexus), which shows only once a copy runs.
+  bool status_visible_ = true;
 };
 
 }  // namespace scsi::xcopy

@@ -1,8 +1,10 @@
 // `ndmpd xcopy` as an operator runs it: the real binary, a scratch
 // configuration and state directory, the virtual SAN's disks and library
 // and the emulated copy manager.  Disk -> disk, disk -> tape and back, a
-// copy across two cartridges after an end of medium, and the refusals (an
-// unknown device, a running daemon holding the devices).
+// copy across two cartridges after an end of medium (and one that ends
+// exactly at early warning), and the refusals (an unknown device, a running
+// daemon holding the devices, nothing to copy, LBAs and offsets past a
+// disk's end or past 2^64).
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -10,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -128,6 +131,9 @@ TEST_F(XcopyCommand, EndOfMediumThenTheRestOnAnotherCartridge) {
   ASSERT_EQ(r.status, 4) << r.output;
   EXPECT_NE(r.output.find("end of medium"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("destination sense:"), std::string::npos) << r.output;
+  // The copy manager's segment number is the command's, and says so.
+  EXPECT_NE(r.output.find(", failing segment 2 of EXTENDED COPY command 1"), std::string::npos)
+      << r.output;
   const auto at = r.output.find("--source-offset ");
   ASSERT_NE(at, std::string::npos) << r.output;
   const std::uint64_t done = std::stoull(r.output.substr(at + 16));
@@ -156,6 +162,46 @@ TEST_F(XcopyCommand, RefusesUnknownDevicesAndAnEmptyDrive) {
   EXPECT_NE(r.output.find("not ready"), std::string::npos) << r.output;
   r = xcopy({"vtl0.drive1", "lun1"});
   EXPECT_NE(r.status, 0) << r.output;
+}
+
+TEST_F(XcopyCommand, CopyEndingAtEarlyWarningIsOkAndSaysTheCartridgeIsFull) {
+  // 6 MiB: the last record is the one that reaches early warning.
+  const RunResult r = xcopy({"lun0", "vtl0.drive0", "--load", "NDMP001L6", "--bytes",
+                             std::to_string(6u << 20), "--record-size", "256K"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("outcome:      OK; the destination cartridge is past its early warning"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST_F(XcopyCommand, RefusesNothingToCopyAndNumbersPastTheDisk) {
+  RunResult r = xcopy({"lun0", "lun1", "--bytes", "0"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("nothing to copy"), std::string::npos) << r.output;
+  // Without a length the copy runs to the disk's end: from past it there
+  // is none, and the LBA is refused by name.
+  r = xcopy({"lun0", "lun1", "--source-lba", "131072"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("source: LBA 131072 is past the disk's last block"), std::string::npos)
+      << r.output;
+  r = xcopy({"lun0", "lun1", "--source-lba", "131071", "--source-offset", "512"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("lies past the disk's end"), std::string::npos) << r.output;
+  // LBA 8 plus this offset wraps around to byte 0 of lun1.
+  r = xcopy({"lun0", "lun1", "--destination-lba", "8", "--destination-offset",
+             std::to_string(std::numeric_limits<std::uint64_t>::max() - 8 * 512 + 1), "--bytes",
+             "1M"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("destination: LBA 8 plus"), std::string::npos) << r.output;
+  r = xcopy({"lun0", "lun1", "--blocks", std::to_string(1ull << 60)});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("more than any disk holds"), std::string::npos) << r.output;
+  r = xcopy({"lun0", "lun1", "--source-lba", "16", "--bytes", std::to_string(kDiskBytes)});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("source: 67108864 bytes from byte 8192 run past the disk's end"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(lun1(0, 1u << 20), std::vector<std::uint8_t>(1u << 20, 0));  // nothing written
 }
 
 TEST(XcopyBesideTheDaemon, ARunningDaemonHoldsTheDevices) {

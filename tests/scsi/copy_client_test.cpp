@@ -4,7 +4,11 @@
 // block modes, the end of a cartridge and the resumption on the next one,
 // a failing source's sense forwarded with the exact byte count, progress
 // through COPY STATUS, and the conservative defaults for a manager that
-// does not answer RECEIVE COPY RESULTS.
+// does not answer RECEIVE COPY RESULTS.  Then the review's cases: the
+// command's own sense before FAILED SEGMENT DETAILS, list identifiers
+// distinct between clients, operator numbers that would overflow, block
+// lengths past a 16-bit byte offset, the tape's position over a residual
+// that disagrees, and a status path that does not see the client's lists.
 
 #include "scsi/copy_client.h"
 
@@ -14,8 +18,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "emu_support.h"
 #include "scsi/cdb.h"
@@ -183,6 +189,30 @@ class CopyClientTest : public ::testing::Test {
   std::shared_ptr<FaultInjectingDevice> faulty_source_;
 };
 
+// A pass-through path to the copy manager that notes the LIST IDENTIFIER
+// of every EXTENDED COPY it carries; the manager runs them all.
+class ListIdRecorder : public Device {
+ public:
+  explicit ListIdRecorder(std::shared_ptr<Device> inner) : inner_(std::move(inner)) {}
+  Result execute(const Command& command) override {
+    if (!command.cdb.empty() && command.cdb[0] == 0x83 && !command.data_out.empty()) {
+      std::lock_guard lock(mutex_);
+      ids_.push_back(command.data_out[0]);
+    }
+    return inner_->execute(command);
+  }
+  std::string describe() const override { return "recorded(" + inner_->describe() + ")"; }
+  std::vector<std::uint8_t> ids() const {
+    std::lock_guard lock(mutex_);
+    return ids_;
+  }
+
+ private:
+  std::shared_ptr<Device> inner_;
+  mutable std::mutex mutex_;
+  std::vector<std::uint8_t> ids_;
+};
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -308,6 +338,7 @@ TEST_F(CopyClientTest, EndOfMediumStopsExactlyAndTheNextCartridgeTakesTheRest) {
   EXPECT_LT(out.bytes_copied, 24u << 20);
   EXPECT_EQ(out.bytes_copied % kRecord, 0u);
   EXPECT_EQ(tape_objects() * kRecord, out.bytes_copied);
+  EXPECT_TRUE(out.confirmed);  // the residual and the tape's position agree
   EXPECT_NE(out.error.find("end of medium"), std::string::npos) << out.error;
 
   // A fresh cartridge takes the rest, from where the first one stopped.
@@ -448,6 +479,221 @@ TEST_F(CopyClientTest, AManagerWithoutCopyResultsGetsTheConservativeDefaults) {
   const xc::CopyOutcome out = c.run(job(disk_dev_[0], disk_dev_[1], n));
   ASSERT_TRUE(out.ok) << out.error;
   EXPECT_EQ(out.commands, 3u);  // one segment per command
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+}  // namespace
+}  // namespace scsi
+
+namespace scsi {
+namespace {
+
+TEST_F(CopyClientTest, CommandSenseIsPreferredOverFailedSegmentDetails) {
+  xc::EngineSettings es;
+  es.chunk_bytes = 1u << 20;
+  build(256u << 20, 250u << 20, es);
+  const std::uint64_t n = 8u << 20;  // one command, one segment
+  fill_disk(0, testing::pattern(n, 14));
+  fault_source();
+  faulty_source_->sense_on_opcode(0x88, 3,
+                                  {.key = SenseKey::kMediumError, .asc = 0x11, .ascq = 0x00});
+  auto counted = std::make_shared<FaultInjectingDevice>(manager_);
+  xc::CopyClient c(counted, nullptr);
+  std::string error;
+  ASSERT_TRUE(c.open(error)) << error;
+  ASSERT_TRUE(c.status_offered());  // FAILED SEGMENT DETAILS would be there to read
+  const std::uint64_t before = counted->commands_seen();
+  const xc::CopyOutcome out = c.run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_FALSE(out.ok);
+  EXPECT_EQ(out.commands, 1u);
+  // The EXTENDED COPY alone: its sense was whole, so no RECEIVE COPY
+  // RESULTS followed (which could read another client's list).
+  EXPECT_EQ(counted->commands_seen() - before, 1u);
+  ASSERT_TRUE(out.abort);
+  ASSERT_TRUE(out.abort->source) << out.error;
+  const auto src = decode_sense(out.abort->source->sense);
+  ASSERT_TRUE(src);
+  EXPECT_TRUE(src->is(SenseKey::kMediumError, 0x11, 0x00));
+  EXPECT_EQ(read_tape(kRecord).size(), out.bytes_copied);
+}
+
+TEST_F(CopyClientTest, ListIdentifiersDifferBetweenClientsOnOneManager) {
+  xc::EngineSettings es;
+  es.limits.max_segments = 1;
+  es.max_segment_length = 1u << 20;
+  build(256u << 20, 250u << 20, es);
+  const std::uint64_t n = 3u << 20;
+  const Bytes data = testing::pattern(n, 15);
+  fill_disk(0, data);
+  auto recorder = std::make_shared<ListIdRecorder>(manager_);
+  std::string error;
+  xc::CopyClient a(recorder, recorder), b(recorder, recorder);
+  ASSERT_TRUE(a.open(error)) << error;
+  ASSERT_TRUE(b.open(error)) << error;
+  const xc::CopyOutcome first = a.run(job(disk_dev_[0], disk_dev_[1], n));
+  ASSERT_TRUE(first.ok) << first.error;
+  const xc::CopyOutcome second = b.run(job(disk_dev_[0], disk_dev_[1], n));
+  ASSERT_TRUE(second.ok) << second.error;
+  const std::vector<std::uint8_t> ids = recorder->ids();
+  ASSERT_EQ(ids.size(), 6u);  // three commands each
+  EXPECT_EQ(std::set<std::uint8_t>(ids.begin(), ids.end()).size(), ids.size());
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), std::uint8_t{0}), 0);
+  EXPECT_EQ(read_disk(1, 0, n), data);
+}
+
+TEST_F(CopyClientTest, OperatorNumbersThatWouldOverflowAreRefused) {
+  build();
+  auto c = client();
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+
+  // LBA 8 plus this offset wraps to byte 0: it must not write there.
+  xc::CopyJob wrap = job(disk_dev_[0], disk_dev_[1], 1u << 20);
+  wrap.destination_lba = 8;
+  wrap.destination_byte_offset = max - 8 * 512 + 1;
+  xc::CopyOutcome out = c->run(wrap);
+  EXPECT_FALSE(out.ok);
+  EXPECT_EQ(out.commands, 0u);
+  EXPECT_NE(out.error.find("past the disk's end"), std::string::npos) << out.error;
+  EXPECT_EQ(read_disk(1, 0, 1u << 20), Bytes(1u << 20, 0));
+
+  // A length that wraps start + bytes: refused, not planned.
+  xc::CopyJob huge = job(disk_dev_[0], drive_dev_, max - 100);
+  huge.source_lba = 8;
+  out = c->run(huge);
+  EXPECT_FALSE(out.ok);
+  EXPECT_EQ(out.segments, 0u);
+  EXPECT_NE(out.error.find("runs past its capacity"), std::string::npos) << out.error;
+
+  // An LBA past the last block.
+  xc::CopyJob past = job(disk_dev_[0], disk_dev_[1], 512);
+  past.source_lba = (128u << 20) / 512;
+  out = c->run(past);
+  EXPECT_FALSE(out.ok);
+  EXPECT_NE(out.error.find("past the disk's last block"), std::string::npos) << out.error;
+
+  std::string error;
+  const auto disk = xc::describe_endpoint(disk_dev_[0], error);
+  ASSERT_TRUE(disk) << error;
+  EXPECT_EQ(xc::disk_start(*disk, 3, 100, error), 3u * 512 + 100);
+  EXPECT_FALSE(xc::disk_start(*disk, max / 256, 0, error));
+}
+
+TEST_F(CopyClientTest, ByteOffsetSegmentsRefuseBlocksLongerThan64KiB) {
+  build();
+  auto c = client();
+  // A disk of 128 KiB blocks (as a real array may report): its byte
+  // offsets do not fit segments 08h, 09h and 0Ah.
+  auto big_blocks = [&](xc::Endpoint e) {
+    e.block_length = 128u << 10;
+    e.descriptor.block_length = e.block_length;
+    e.blocks = (128u << 20) / e.block_length;
+    return e;
+  };
+  xc::CopyJob to_tape = job(disk_dev_[0], drive_dev_, 1u << 20);
+  to_tape.source = big_blocks(to_tape.source);
+  to_tape.source_byte_offset = 100;
+  xc::CopyOutcome out = c->run(to_tape);
+  EXPECT_FALSE(out.ok);
+  EXPECT_EQ(out.commands, 0u);
+  EXPECT_NE(out.error.find("16-bit byte offset"), std::string::npos) << out.error;
+
+  xc::CopyJob from_tape = job(drive_dev_, disk_dev_[1], 1u << 20);
+  from_tape.destination = big_blocks(from_tape.destination);
+  from_tape.destination_byte_offset = 512;
+  out = c->run(from_tape);
+  EXPECT_FALSE(out.ok);
+  EXPECT_NE(out.error.find("09h's 16-bit byte offset"), std::string::npos) << out.error;
+
+  xc::CopyJob disks = job(disk_dev_[0], disk_dev_[1], 1000);
+  disks.source = big_blocks(disks.source);
+  out = c->run(disks);
+  EXPECT_FALSE(out.ok);
+  EXPECT_NE(out.error.find("0Ah's 16-bit byte offsets"), std::string::npos) << out.error;
+  EXPECT_EQ(read_disk(1, 0, 4096), Bytes(4096, 0));
+}
+
+TEST_F(CopyClientTest, TapePositionOverridesAResidualThatDisagrees) {
+  build();
+  const std::uint64_t n = 8u << 20;
+  fill_disk(0, testing::pattern(n, 16));
+  // The second EXTENDED COPY does not run, yet its sense claims that half
+  // of its segment (2 of 4 MiB: a residual of 2 MiB) reached the tape.
+  auto lying = std::make_shared<FaultInjectingDevice>(manager_);
+  lying->sense_on_opcode(0x83, 2,
+                         {.key = SenseKey::kCopyAborted,
+                          .asc = 0x0D,
+                          .ascq = 0x01,
+                          .information = std::int64_t{2} << 20,
+                          .command_specific = 0});
+  xc::ClientSettings s;
+  s.batch_bytes = 4u << 20;
+  s.segment_bytes = 4u << 20;
+  xc::CopyClient c(lying, nullptr, s);
+  std::string error;
+  ASSERT_TRUE(c.open(error)) << error;
+  const xc::CopyOutcome out = c.run(job(disk_dev_[0], drive_dev_, n));
+  ASSERT_FALSE(out.ok);
+  EXPECT_EQ(out.commands, 2u);
+  EXPECT_TRUE(out.confirmed);
+  EXPECT_EQ(out.bytes_copied, 4u << 20) << out.error;  // the residual would say 6 MiB
+  EXPECT_EQ(tape_objects() * kRecord, out.bytes_copied);
+}
+
+TEST_F(CopyClientTest, AnUnreadableTapePositionLeavesTheCountUnconfirmed) {
+  build(24u << 20, 20u << 20);
+  const std::uint64_t n = 36u << 20;
+  fill_disk(0, testing::pattern(n, 17));
+  // The client's own path to the drive answers READ POSITION once (before
+  // the copy), then refuses it in both forms.
+  auto blind = std::make_shared<FaultInjectingDevice>(drive_dev_);
+  const SenseSpec refused{.key = SenseKey::kHardwareError, .asc = 0x44, .ascq = 0x00};
+  blind->sense_on_opcode(0x34, 2, refused);
+  blind->sense_on_opcode(0x34, 2, refused);
+  xc::ClientSettings s;
+  s.batch_bytes = 16u << 20;
+  s.segment_bytes = 4u << 20;
+  auto c = client(s);
+  xc::CopyJob j = job(disk_dev_[0], drive_dev_, n);
+  j.destination.device = blind;
+  const xc::CopyOutcome out = c->run(j);
+  ASSERT_FALSE(out.ok);
+  EXPECT_TRUE(out.end_of_medium) << out.error;
+  EXPECT_FALSE(out.confirmed);
+  EXPECT_NE(out.error.find("unconfirmed"), std::string::npos) << out.error;
+}
+
+TEST_F(CopyClientTest, AStatusPathThatDoesNotKnowTheListStopsPolling) {
+  build();
+  const std::uint64_t n = 24u << 20;
+  const Bytes data = testing::pattern(n, 18);
+  fill_disk(0, data);
+  fault_source();
+  faulty_source_->delay(std::chrono::milliseconds(10));
+  // Another copy manager unit over the same devices stands for a second
+  // I_T nexus: it knows none of this client's list identifiers.
+  emu::UnitIdentity id =
+      emu::make_identity(0x03, "COPY MANAGER", testing::test_installation_id(), "xcopy-other");
+  id.third_party_copy = true;
+  auto other = std::make_shared<emu::CopyManagerUnit>(
+      id, [this](const xc::TargetDescriptor& t) { return resolve(t); });
+  auto other_path = std::make_shared<FaultInjectingDevice>(
+      std::make_shared<emu::EmulatedDevice>(other, "xcopy-other"));
+  xc::ClientSettings s;
+  s.batch_bytes = 8u << 20;
+  s.poll_interval = std::chrono::milliseconds(5);
+  xc::CopyClient c(manager_, other_path, s);
+  std::string error;
+  ASSERT_TRUE(c.open(error)) << error;
+  std::vector<std::uint64_t> seen;
+  const xc::CopyOutcome out = c.run(job(disk_dev_[0], disk_dev_[1], n),
+                                    [&](const auto& p) { seen.push_back(p.bytes_copied); });
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.commands, 3u);
+  // A few tries in the first command, none after: not a poll every 5 ms
+  // of every command.
+  EXPECT_GE(other_path->commands_seen(), 1u);
+  EXPECT_LE(other_path->commands_seen(), 3u);
+  EXPECT_EQ(seen, (std::vector<std::uint64_t>{8u << 20, 16u << 20, 24u << 20}));
   EXPECT_EQ(read_disk(1, 0, n), data);
 }
 
