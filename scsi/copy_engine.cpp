@@ -40,15 +40,6 @@ Result cdb_field_error(std::uint16_t byte) {
                           .field_pointer = SenseSpec::FieldPointer{.in_cdb = true, .field = byte}});
 }
 
-Result respond(std::span<const std::uint8_t> response, std::span<std::uint8_t> data_in) {
-  const std::size_t n = std::min(response.size(), data_in.size());
-  std::copy_n(response.begin(), n, data_in.begin());
-  Result r;
-  r.data_in = n;
-  r.residual = data_in.size() - n;
-  return r;
-}
-
 // Why a segment stopped, before the segment number and residual are added:
 // COPY ABORTED with an additional sense code, and the failing device's own
 // status and sense.

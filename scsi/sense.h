@@ -90,6 +90,10 @@ Bytes fixed_sense(const SenseSpec& spec);
 // Convenience: CHECK CONDITION with that sense, as a target's Result.
 Result check_condition(const SenseSpec& spec);
 
+// A target's GOOD answer: a complete response copied into the initiator's
+// buffer, truncated to it (data_in and residual set).
+Result respond(std::span<const std::uint8_t> response, std::span<std::uint8_t> data_in);
+
 // A short, log-friendly line: "ILLEGAL REQUEST 24/00 invalid field in cdb".
 std::string describe_result(const Result& r);
 

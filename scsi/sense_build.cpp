@@ -1,4 +1,7 @@
-// Sense built by the emulated targets (the decoding side is sense.cpp).
+// What the emulated targets answer: the sense they build, and data-in
+// responses (the decoding side is sense.cpp).
+
+#include <algorithm>
 
 #include "scsi/sense.h"
 
@@ -38,6 +41,15 @@ Bytes fixed_sense(const SenseSpec& spec) {
     s[17] = static_cast<std::uint8_t>(fp.field);
   }
   return s;
+}
+
+Result respond(std::span<const std::uint8_t> response, std::span<std::uint8_t> data_in) {
+  const std::size_t n = std::min(response.size(), data_in.size());
+  std::copy_n(response.begin(), n, data_in.begin());
+  Result r;
+  r.data_in = n;
+  r.residual = data_in.size() - n;
+  return r;
 }
 
 Result check_condition(const SenseSpec& spec) {

@@ -168,15 +168,6 @@ Result LogicalUnit::request_sense(std::span<const std::uint8_t> cdb,
 
 Bytes LogicalUnit::vpd_page(std::uint8_t) const { return {}; }
 
-Result respond(std::span<const std::uint8_t> response, std::span<std::uint8_t> data_in) {
-  const std::size_t n = std::min(response.size(), data_in.size());
-  std::copy_n(response.begin(), n, data_in.begin());
-  Result r;
-  r.data_in = n;
-  r.residual = data_in.size() - n;
-  return r;
-}
-
 namespace {
 Result field_error(std::uint8_t asc, bool in_cdb, std::uint16_t byte, int bit) {
   SenseSpec::FieldPointer fp;

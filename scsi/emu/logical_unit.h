@@ -105,8 +105,7 @@ class LogicalUnit {
 
 // ---- helpers for the device classes ----
 
-// Copies a complete response into the initiator's buffer, truncated to it.
-Result respond(std::span<const std::uint8_t> response, std::span<std::uint8_t> data_in);
+// respond() (sense.h) copies a complete response into the initiator's buffer.
 
 // CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB (24/00) pointing
 // at `byte` (and `bit`, if given) of the CDB.
