@@ -50,6 +50,10 @@ struct World {
     }();
     return c;
   }
+  // The io_context lives as long as the pool: a pool thread finishing an
+  // offloaded step still holds work on it when the input's session ends, and
+  // an io_context destroyed under that thread is a use after free.
+  boost::asio::io_context io;
   boost::asio::thread_pool pool;
   ndmpd::ServerContext server;
   std::shared_ptr<const ndmpd::Dispatcher> dispatcher;
@@ -81,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::span<const std::uint8_t> in(data + 1, size - 1);
 
   NullOutbox outbox;
-  boost::asio::io_context io;  // outlives the session (its mover's timers)
+  boost::asio::io_context& io = world.io;  // outlives the session (its mover's timers)
   ndmpd::SessionContext session(world.server, *world.dispatcher, outbox, "127.0.0.1:1", 1);
   session.state.authenticated = logged_in;
   ndmp::xdr::RecordAssembler assembler(1 << 20);
@@ -113,13 +117,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // DATA_LISTEN's acceptor, a start waiting for its connection) goes
       // on in the background, as in a session, bounded by the end of the
       // input.
-      bool answered = false;
+      // A request still running after the bound completes later, in StopJobs
+      // or a later request's turn: its flag must outlive this iteration.
+      auto answered = std::make_shared<bool>(false);
       boost::asio::co_spawn(
           io, world.dispatcher->dispatch(session, *header, ndmp::xdr::body_of(record)),
-          [&answered](std::exception_ptr) { answered = true; });
+          [answered](std::exception_ptr) { *answered = true; });
       io.restart();
       const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-      while (!answered && std::chrono::steady_clock::now() < until) {
+      while (!*answered && std::chrono::steady_clock::now() < until) {
         io.run_one_for(std::chrono::milliseconds(10));
       }
       io.poll();
