@@ -377,8 +377,7 @@ bool fill(const toml::table& root, const std::string& file, Config& c, std::stri
           s.string("barcode_suffix", barcode_suffix) &&
           s.integer("cartridge_capacity_mb", capacity_mb, 1, std::int64_t{1} << 24) &&
           s.integer("early_warning_mb", early_warning_mb, 0, std::int64_t{1} << 24) &&
-          s.boolean("verify_reads", lib.verify_reads) &&
-          s.boolean("zero_extents", lib.zero_extents) && s.strings("write_protected", protect);
+          s.boolean("verify_reads", lib.verify_reads) && s.strings("write_protected", protect);
       if (s.error().empty() && early_warning_mb >= capacity_mb) {
         s.fail(v.as_table()->get("early_warning_mb"), "early_warning_mb",
                "must be less than cartridge_capacity_mb");

@@ -1,4 +1,4 @@
-// A tape cartridge of the virtual tape library, stored in one file.
+// A tape cartridge of the virtual tape library, stored in two files.
 //
 // The cartridge holds a sequence of logical objects, as SSC counts them:
 // data blocks (records of 1 byte up to kMaxBlock) and filemarks, numbered
@@ -6,28 +6,29 @@
 // last object.  Writing at object N first discards N and everything after
 // it (a tape overwrites, it does not insert).
 //
-// Crash safety: every write_block() and write_filemarks() that has returned
-// is in the file before it returns (pwrite, no user-space buffer), so it
-// survives kill -9 of the process; write_filemarks() and flush() also
-// fdatasync, so that what came before a filemark survives a power cut too.
-// A write cut short by a crash leaves a torn tail, which open() detects
-// (length, magic and CRC-32C of every object after the last verified index
-// checkpoint) and truncates: it is never read back as data.  While a
-// cartridge is open for writing, its file may run up to 2 MiB past the end
-// of data in zeros written ahead of the objects (so that the page cache
-// holds them in large folios, which read back faster); destroying the
-// Cartridge cuts them off, and so does open() after a crash.
-//
-// Locate is fast on a large cartridge: an index of checkpoints (every
-// kCheckpointInterval objects, every 32 MiB, and every filemark) is kept in
-// memory and in a side file (NAME.index); locate() goes to the nearest
-// checkpoint (or the head's position) and steps over at most
-// kCheckpointInterval - 1 object headers, forward or back.  The file format
+// The blocks' bytes lie back to back in a data file (NAME.data), so that
+// records of 256 KiB are written and read as dd would write and read them;
+// a map file (NAME) holds the attributes and a table of 32-byte entries,
+// one per object (kind, length, offset, file number, CRC-32C).  The format
 // is described in cartridge.cpp.
 //
-// One Cartridge object at a time may have a cartridge file open (open()
-// takes an exclusive flock; a second open fails "in use" until the first
-// object is destroyed).
+// Crash safety: every write_block(), write_blocks() and write_filemarks()
+// that has returned is in both files before it returns (pwrite, no
+// user-space buffer; the blocks before their entries), so it survives
+// kill -9 of the process; write_filemarks() and flush() also fdatasync, so
+// that what came before a filemark survives a power cut too.  A write cut
+// short by a crash leaves a torn tail, which open() detects (chain CRCs of
+// the last entries, CRC-32C of the last blocks, sizes) and cuts: it is
+// never read back as data.
+//
+// Locate is fast on a cartridge of any size: object n's entry is at a
+// known offset in the table, so locate() reads nothing and the next read
+// one page of entries; the filemark queries are binary searches over the
+// table's file numbers.
+//
+// One Cartridge object at a time may have a cartridge open (open() takes
+// an exclusive flock on the map; a second open fails "in use" until the
+// first object is destroyed).
 //
 // Thread-safety: none; the emulated drive that owns a loaded cartridge
 // serializes access.
@@ -46,7 +47,6 @@ namespace scsi::emu {
 class Cartridge {
  public:
   static constexpr std::size_t kMaxBlock = 16u << 20;
-  static constexpr std::uint64_t kCheckpointInterval = 256;
 
   struct Attributes {
     std::string barcode;              // volume tag, at most 32 characters
@@ -56,12 +56,13 @@ class Cartridge {
     bool write_protected = false;
   };
 
-  // Creates a new, blank cartridge at `path` (fails if it exists).
+  // Creates a new, blank cartridge at `path` (its map; the data file is
+  // `path` + ".data").  Fails if `path` exists.
   static std::unique_ptr<Cartridge> create(const std::filesystem::path& path,
                                            const Attributes& attributes, std::string& error);
 
   // Opens an existing cartridge, recovering from a crash: a torn tail is
-  // cut off (and the side index rebuilt if it does not match).
+  // cut off.
   static std::unique_ptr<Cartridge> open(const std::filesystem::path& path, std::string& error);
 
   ~Cartridge();
@@ -87,30 +88,26 @@ class Cartridge {
   bool at_beginning() const { return position() == 0; }
 
   // What is at position() (kEndOfData at the end).  Does not move.  An
-  // object whose header cannot be read shows as a block of size 0, whose
+  // object whose entry cannot be read shows as a block of size 0, whose
   // read_block() fails.
   Object peek() const;
 
-  // Moves to object `n` (n <= end_of_data(); false otherwise, or if the
-  // objects on the way cannot be read; the position is then unchanged).
+  // Moves to object `n` (n <= end_of_data(); false otherwise, and the
+  // position is then unchanged).  Reads nothing.
   bool locate(std::uint64_t n);
 
   // The object number of the first filemark at or after object `from`, or
-  // of the last one before `from`; nullopt if there is none.
+  // of the last one before `from`; nullopt if there is none (or if an
+  // entry on the way cannot be read).
   std::optional<std::uint64_t> next_filemark(std::uint64_t from) const;
   std::optional<std::uint64_t> previous_filemark(std::uint64_t from) const;
 
   // ---- reading ----
   // Whether read_block() checks each block's CRC-32C (the default).  Off,
-  // it checks only the block's framing (lengths and magic), which is what a
-  // torn tail needs; the CRC then protects against decay on the disk only
-  // when verified by open()'s recovery scan.  Not persisted.
+  // a block is read without it (its entry is checked in any case); the CRC
+  // then protects against decay on the disk only when verified by open()'s
+  // recovery scan.  Not persisted.
   void set_verify_reads(bool on);
-  // Whether appends grow the file in 2 MiB zero extents first (see "Zero
-  // extents" in cartridge.cpp): reads from the page cache come back
-  // faster, at the price of writing every byte twice.  Off by default.
-  // Not persisted.
-  void set_zero_extents(bool on);
 
   // Reads the block at position() into `out` (up to out.size() bytes) and
   // moves past it.  Returns its full size (which may exceed out.size()).
@@ -118,9 +115,8 @@ class Cartridge {
   // mismatch (the position then stays), with `error` set.
   bool read_block(std::span<std::uint8_t> out, std::uint32_t& size, std::string& error);
 
-  // Moves past the object at position() (block or filemark).
-  // Precondition: not at end of data.  (The head stays if the object's
-  // header cannot be read.)
+  // Moves past the object at position() (block or filemark); nothing at
+  // end of data.
   void skip();
 
   // ---- writing (truncate at position(), then append) ----
@@ -133,15 +129,16 @@ class Cartridge {
   };
   WriteResult write_block(std::span<const std::uint8_t> data, std::string& error);
   // Writes `data` as whole blocks of `size` bytes each, as consecutive
-  // objects, in few large writes (a fixed-block WRITE).  `written` says how
-  // many blocks are on the cartridge when it returns: all of them on kOk
-  // and kEarlyWarning; those that fit on kOverflow; on kIoError the ones
-  // written before the failing group of writes.  The same durability as
-  // write_block(): every block counted in `written` survives kill -9.
+  // objects, in two writes (a fixed-block WRITE): the blocks, then their
+  // entries.  `written` says how many blocks are on the cartridge when it
+  // returns: all of them on kOk and kEarlyWarning; those that fit on
+  // kOverflow; none on kIoError.  The same durability as write_block():
+  // every block counted in `written` survives kill -9.
   WriteResult write_blocks(std::span<const std::uint8_t> data, std::uint32_t size,
                            std::uint32_t& written, std::string& error);
   WriteResult write_filemarks(std::uint32_t count, std::string& error);
-  // Makes everything written durable (fdatasync).
+  // Makes everything written durable (fdatasync of the data file, then of
+  // the map).
   bool flush(std::string& error);
   // ERASE: discards position() and everything after it (EOD = position()).
   bool erase(std::string& error);

@@ -181,7 +181,6 @@ std::unique_ptr<VirtualLibrary> VirtualLibrary::open(const LibrarySpec& spec,
     auto drive = std::make_shared<SscDrive>(
         make_identity(0x01, "VIRTUAL TAPE", installation_id, lib->drive_name(drive_index++)));
     drive->set_verify_reads(spec.verify_reads);
-    drive->set_zero_extents(spec.zero_extents);
     if (!e.barcode.empty()) {
       std::unique_ptr<Cartridge> c = Cartridge::open(lib->cartridge_path(e.barcode), error);
       if (!c) {

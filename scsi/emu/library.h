@@ -39,7 +39,6 @@ struct LibrarySpec {
   unsigned slots = 16;
   unsigned import_export = 1;
   bool verify_reads = true;               // the drives check every block's CRC on read
-  bool zero_extents = false;              // cartridges grow in 2 MiB zero extents
   std::vector<CartridgeSpec> cartridges;  // new ones go into the first free slots
 };
 

@@ -88,7 +88,6 @@ void SscDrive::insert(std::unique_ptr<Cartridge> cartridge) {
     std::lock_guard lock(mutex());
     cartridge_ = std::move(cartridge);
     cartridge_->set_verify_reads(verify_reads_);
-    cartridge_->set_zero_extents(zero_extents_);
     cartridge_->locate(0);
     loaded_ = true;
     prevent_removal_ = false;
@@ -116,12 +115,6 @@ void SscDrive::set_verify_reads(bool on) {
   std::lock_guard lock(mutex());
   verify_reads_ = on;
   if (cartridge_) cartridge_->set_verify_reads(on);
-}
-
-void SscDrive::set_zero_extents(bool on) {
-  std::lock_guard lock(mutex());
-  zero_extents_ = on;
-  if (cartridge_) cartridge_->set_zero_extents(on);
 }
 
 bool SscDrive::has_cartridge() const {

@@ -42,9 +42,6 @@ class SscDrive : public LogicalUnit {
   // Cartridge::set_verify_reads).  Applies to the cartridge inside and to
   // every one inserted later.
   void set_verify_reads(bool on);
-  // Whether appends grow the cartridge in zero extents (off by default; see
-  // Cartridge::set_zero_extents).  The same scope.
-  void set_zero_extents(bool on);
 
   bool has_cartridge() const;
   std::string barcode() const;  // of the cartridge inside, or ""
@@ -77,7 +74,6 @@ class SscDrive : public LogicalUnit {
   std::uint32_t block_length_ = 0;  // 0: variable block mode
   bool prevent_removal_ = false;
   bool verify_reads_ = true;
-  bool zero_extents_ = false;
   std::string last_error_;  // for logs
 };
 

@@ -61,7 +61,7 @@ double run_dd(const std::vector<std::string>& args) {
 
 void remove_cartridge(const fs::path& p) {
   fs::remove(p);
-  fs::remove(fs::path(p.string() + ".index"));
+  fs::remove(fs::path(p.string() + ".data"));
 }
 
 double cartridge_write(const fs::path& p, const std::vector<std::uint8_t>& block) {

@@ -61,12 +61,9 @@ int main(int argc, char** argv) {
   CLI::App app{"emulated tape throughput against dd"};
   std::string dir_arg;
   int mib = 1024, rounds = 5;
-  bool zero_extents = false;
   app.add_option("--dir", dir_arg, "scratch directory (default: a new one in /tmp)");
   app.add_option("--mib", mib, "MiB per pass");
   app.add_option("--rounds", rounds, "passes of each");
-  app.add_flag("--zero-extents", zero_extents,
-               "cartridges grow in 2 MiB zero extents (the library option)");
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/ndmpd-tapebench-XXXXXX";
@@ -104,7 +101,6 @@ int main(int argc, char** argv) {
   const std::string count = "count=" + std::to_string(records);
 
   const auto unit = registry->libraries()[0]->drives()[0];
-  unit->set_zero_extents(zero_extents);
   std::vector<double> tw, tr, tr_unverified, dw, dr;
   for (int round = 0; round < rounds; ++round) {
     // Tape: write, a filemark (which syncs, as conv=fdatasync does), read.

@@ -8,8 +8,7 @@
 // rounds (or ROUNDS); the process's peak resident memory (VmHWM) before and after, and
 // the engine's own bound.  Prints figures; asserts nothing about time.
 //
-// Usage: xcopy_bench [MiB [ROUNDS]]   (default 1024 5); with
-// XCOPY_BENCH_ZERO_EXTENTS set, the cartridge grows in zero extents.
+// Usage: xcopy_bench [MiB [ROUNDS]]   (default 1024 5)
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -114,7 +113,6 @@ int main(int argc, char** argv) {
   spec.dir = dir / "vtl";
   spec.drives = 1;
   spec.slots = 2;
-  spec.zero_extents = std::getenv("XCOPY_BENCH_ZERO_EXTENTS") != nullptr;
   spec.cartridges.push_back({"BENCH1L6", size * 2 + (64u << 20), size * 2, false});
   auto lib = scsi::emu::VirtualLibrary::open(spec, install, error);
   if (!disk || !lib) {

@@ -154,31 +154,6 @@ std::string compare(Cartridge& c, const std::vector<Record>& model, std::uint64_
   return {};
 }
 
-// The offset just past the last byte of the file that is not zero (the
-// writer leaves zeros after its objects, up to 2 MiB).  nullopt if the file
-// cannot be read.
-std::optional<std::uint64_t> content_end(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::vector<std::uint8_t> chunk(64u << 10);
-  const auto size = static_cast<std::uint64_t>(::lseek(fd, 0, SEEK_END));
-  std::optional<std::uint64_t> end;
-  for (std::uint64_t at = size; at > 0 && !end;) {
-    const std::uint64_t n = std::min<std::uint64_t>(at, chunk.size());
-    at -= n;
-    if (::pread(fd, chunk.data(), n, static_cast<off_t>(at)) != static_cast<ssize_t>(n)) break;
-    for (std::uint64_t i = n; i > 0; --i) {
-      if (chunk[i - 1] != 0) {
-        end = at + i;
-        break;
-      }
-    }
-    if (at == 0 && !end) end = 0;
-  }
-  ::close(fd);
-  return end;
-}
-
 TEST(CartridgeCrash, KilledWritersLoseNothingAcknowledged) {
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = std::string(tmp != nullptr ? tmp : "/tmp") + "/cartridge_crash.XXXXXX";
@@ -202,7 +177,7 @@ TEST(CartridgeCrash, KilledWritersLoseNothingAcknowledged) {
   std::uint64_t model_bytes = 0;
   std::vector<std::uint8_t> buffer(Cartridge::kMaxBlock);
   std::mt19937_64 rng(20240601);
-  int killed_in_flight = 0, in_flight_kept = 0, in_flight_lost = 0, tails_cut = 0, zeros_cut = 0;
+  int killed_in_flight = 0, in_flight_kept = 0, in_flight_lost = 0, entries_cut = 0, bytes_cut = 0;
   int acknowledged_total = 0;
   const auto test_start = Clock::now();
 
@@ -272,19 +247,17 @@ TEST(CartridgeCrash, KilledWritersLoseNothingAcknowledged) {
     if (attempted_end > acknowledged_end) ++killed_in_flight;
 
     // Reopen: recovery happens here.
-    const auto size_before = fs::file_size(path);
-    const auto content_before = content_end(path);
-    ASSERT_TRUE(content_before.has_value());
+    const fs::path data_path = path.string() + ".data";
+    const auto map_before = fs::file_size(path);
+    const auto data_before = fs::file_size(data_path);
     std::string error;
     auto c = Cartridge::open(path, error);
     ASSERT_NE(c, nullptr) << error;
     const std::uint64_t eod = c->end_of_data();
-    const std::uint64_t eod_offset = fs::file_size(path);
-    if (eod_offset < *content_before) {
-      ++tails_cut;  // part of an object
-    } else if (eod_offset < size_before) {
-      ++zeros_cut;  // only the zeros written ahead of the objects
-    }
+    const std::uint64_t map_after = fs::file_size(path);
+    const std::uint64_t data_after = fs::file_size(data_path);
+    if (map_after < map_before) ++entries_cut;  // a torn entry
+    if (data_after < data_before) ++bytes_cut;  // blocks whose entries were not written
 
     // Before the start, nothing changed (a sample; earlier rounds read all
     // of it).
@@ -310,8 +283,10 @@ TEST(CartridgeCrash, KilledWritersLoseNothingAcknowledged) {
     model_bytes = 0;
     for (const Record& r : model) model_bytes += r.size;
     ASSERT_EQ(c->bytes_used(), model_bytes);
-    // Nothing after the end of data, zeros included: 40 bytes per object.
-    ASSERT_EQ(eod_offset, 4096 + 40 * eod + model_bytes);
+    // Nothing after the end of data: a 32-byte entry per object in the
+    // map, the blocks' bytes in the data file.
+    ASSERT_EQ(map_after, 4096 + 32 * eod);
+    ASSERT_EQ(data_after, model_bytes);
     ASSERT_EQ(c->peek().kind, Cartridge::Kind::kEndOfData);
   }
 
@@ -324,9 +299,10 @@ TEST(CartridgeCrash, KilledWritersLoseNothingAcknowledged) {
 
   std::printf(
       "[ crash    ] %d acknowledged objects; kills with a write in flight: %d (kept %d, "
-      "lost %d); torn tails cut: %d, zero extents alone cut: %d; final %zu objects, %.1f MiB; "
+      "lost %d); torn entries cut: %d, unlisted block bytes cut: %d; final %zu objects, "
+      "%.1f MiB; "
       "%.1f s\n",
-      acknowledged_total, killed_in_flight, in_flight_kept, in_flight_lost, tails_cut, zeros_cut,
+      acknowledged_total, killed_in_flight, in_flight_kept, in_flight_lost, entries_cut, bytes_cut,
       model.size(), static_cast<double>(model_bytes) / (1 << 20),
       std::chrono::duration<double>(Clock::now() - test_start).count());
   // The kills must land while writing, or the test proves little.

@@ -1,5 +1,6 @@
 // The child of the cartridge crash test: opens a cartridge, moves to a
-// given object, and writes blocks and filemarks until it is killed (or has
+// given object, and writes blocks (one at a time, or several of one size in
+// one call) and filemarks until it is killed (or has
 // written kMaxObjects), telling the parent on stdout what it is about to
 // write and what was acknowledged.
 //
@@ -99,9 +100,6 @@ int main(int argc, char** argv) {
   std::string error;
   auto cartridge = scsi::emu::Cartridge::open(argv[1], error);
   if (!cartridge) return fail(error);
-  // Every other round with zero extents ahead of the objects (an option
-  // of the format): recovery must cut either kind of tail.
-  cartridge->set_zero_extents(round % 2 == 0);
   if (!cartridge->locate(start)) return fail("cannot locate to " + std::to_string(start));
 
   std::mt19937_64 rng(round * 7919ull + 17);
@@ -116,6 +114,30 @@ int main(int argc, char** argv) {
       if (r != scsi::emu::Cartridge::WriteResult::kOk) return fail("write filemarks: " + error);
       for (std::uint32_t i = 0; i < count; ++i) {
         if (!send({2, 1, 0, 0, object + i, 0})) return fail("report");
+      }
+      continue;
+    }
+    if (rng() % 8 == 0) {
+      // A fixed-block WRITE: several blocks of one size in one call.
+      const auto count = static_cast<std::uint32_t>(2 + rng() % 7);
+      const auto size = static_cast<std::uint32_t>(1 + rng() % (64u << 10));
+      std::vector<std::uint8_t> data;
+      std::vector<std::uint64_t> hashes;
+      for (std::uint32_t i = 0; i < count; ++i) {
+        const auto block = content(round, object + i, size);
+        hashes.push_back(fnv1a(block));
+        data.insert(data.end(), block.begin(), block.end());
+      }
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (!send({1, 0, 0, size, object + i, hashes[i]})) return fail("report");
+      }
+      std::uint32_t written = 0;
+      const auto r = cartridge->write_blocks(data, size, written, error);
+      if (r != scsi::emu::Cartridge::WriteResult::kOk || written != count) {
+        return fail("write blocks: " + error);
+      }
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (!send({2, 0, 0, size, object + i, hashes[i]})) return fail("report");
       }
       continue;
     }
