@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "mover/offload.h"
+#include "scsi/page_bytes.h"
 
 namespace mover {
 
@@ -32,7 +33,7 @@ bool written(const tape::Status& s) { return s.ok() || s.condition == Condition:
 // the stream may be partial until padded), `done` bytes of them are on
 // tape.
 struct Mover::Block {
-  std::vector<std::uint8_t> data;
+  scsi::PageBytes data;  // records at page-aligned offsets when their size allows
   std::size_t filled = 0;
   std::size_t done = 0;
   bool last = false;  // the stream ended after this block
@@ -43,7 +44,7 @@ struct Mover::Block {
 struct Mover::ReadBatch {
   std::uint64_t first = 0;
   std::uint64_t generation = 0;  // of the window it was read in
-  std::vector<std::uint8_t> data;
+  scsi::PageBytes data;
   std::vector<std::uint32_t> lengths;
   bool ended = false;  // stopped by `end` (a filemark, blank tape, an error)
   tape::Status end;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "scsi/cdb.h"
+#include "scsi/page_bytes.h"
 #include "scsi/parse.h"
 #include "scsi/sense.h"
 
@@ -120,7 +121,7 @@ struct Target {
 // ---- the bounded buffer between the reader and the writer of a segment ----
 
 struct Chunk {
-  Bytes buf;
+  PageBytes buf;
   std::size_t begin = 0, end = 0;
 };
 
@@ -133,7 +134,7 @@ class ChunkQueue {
 
   // Producer: a buffer of `capacity` bytes, when the bound allows; false
   // once the consumer has cancelled.
-  bool acquire(Bytes& out, std::size_t capacity) {
+  bool acquire(PageBytes& out, std::size_t capacity) {
     std::unique_lock lock(mutex_);
     cv_.wait(lock,
              [&] { return cancelled_ || in_flight_ == 0 || in_flight_ + capacity <= limit_; });
@@ -142,6 +143,7 @@ class ChunkQueue {
     if (!pool_.empty()) {
       out = std::move(pool_.back());
       pool_.pop_back();
+      pooled_ -= out.capacity();
     }
     out.resize(capacity);
     return true;
@@ -165,10 +167,15 @@ class ChunkQueue {
     queue_.pop_front();
     return true;
   }
-  void release(Bytes buf) {
+  void release(PageBytes buf) {
     std::lock_guard lock(mutex_);
     in_flight_ -= std::min(in_flight_, buf.size());
-    if (pool_.size() < 4) pool_.push_back(std::move(buf));
+    // Kept for reuse (a new buffer costs a page fault per page) while the
+    // buffers in use and kept stay within the bound.
+    if (in_flight_ + pooled_ + buf.capacity() <= limit_) {
+      pooled_ += buf.capacity();
+      pool_.push_back(std::move(buf));
+    }
     cv_.notify_all();
   }
   // Either side gives up: the producer stops at its next acquire.
@@ -183,7 +190,8 @@ class ChunkQueue {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Chunk> queue_;
-  std::vector<Bytes> pool_;
+  std::vector<PageBytes> pool_;
+  std::size_t pooled_ = 0;  // bytes of buffers in pool_
   std::size_t in_flight_ = 0;
   const std::size_t limit_;
   bool closed_ = false;
@@ -630,7 +638,7 @@ class Run {
   void read_side(const Plan& p, ChunkQueue& q, Bytes& src_residue, std::optional<Failure>& fail) {
     std::uint64_t left = p.process;
     const std::size_t chunk = std::max<std::size_t>(e_.settings.chunk_bytes, 1);
-    auto emit = [&](Bytes buf, std::size_t begin, std::size_t end) {
+    auto emit = [&](PageBytes buf, std::size_t begin, std::size_t end) {
       // Everything beyond what the segment processes is residue.
       const std::size_t use = static_cast<std::size_t>(std::min<std::uint64_t>(end - begin, left));
       src_residue.insert(src_residue.end(), buf.begin() + static_cast<std::ptrdiff_t>(begin + use),
@@ -646,7 +654,7 @@ class Run {
       std::size_t at = 0;
       while (at < p.inline_data.size()) {
         const std::size_t n = std::min(chunk, p.inline_data.size() - at);
-        Bytes buf;
+        PageBytes buf;
         if (!q.acquire(buf, n)) break;
         std::copy_n(p.inline_data.begin() + static_cast<std::ptrdiff_t>(at), n, buf.begin());
         emit(std::move(buf), 0, n);
@@ -660,7 +668,7 @@ class Run {
     old.swap(src_residue);
     const std::uint64_t from_residue = std::min<std::uint64_t>(old.size(), left);
     if (from_residue > 0) {
-      Bytes buf;
+      PageBytes buf;
       if (q.acquire(buf, old.size())) {
         std::copy(old.begin(), old.end(), buf.begin());
         emit(std::move(buf), 0, old.size());
@@ -680,7 +688,7 @@ class Run {
         const std::uint64_t blocks = std::min<std::uint64_t>(
             (skip + need + bl - 1) / bl, std::min<std::uint64_t>(max_blocks, 65535));
         const std::size_t bytes = static_cast<std::size_t>(blocks * bl);
-        Bytes buf;
+        PageBytes buf;
         if (!q.acquire(buf, bytes)) break;
         const Result r =
             e_.command(*p.src->device, cdb::read16(lba, static_cast<std::uint32_t>(blocks), false),
@@ -711,7 +719,7 @@ class Run {
       const std::size_t per = std::max<std::size_t>(chunk / unit, 1);
       while (left > 0 && !fail) {
         const std::size_t records = std::min<std::uint64_t>(per, (left + unit - 1) / unit);
-        Bytes buf;
+        PageBytes buf;
         if (!q.acquire(buf, records * unit)) break;
         std::size_t got = 0;
         for (std::size_t i = 0; i < records; ++i) {

@@ -18,6 +18,7 @@
 
 #include "scsi/cdb.h"
 #include "scsi/emu/library.h"
+#include "scsi/page_bytes.h"
 #include "tape/registry.h"
 #include "tape/tape_drive.h"
 
@@ -94,9 +95,10 @@ int main(int argc, char** argv) {
   tape::TapeDrive drive(registry->find("bench.drive0")->device);
   drive.wait_ready(std::chrono::seconds(5));
 
-  scsi::Bytes record(kRecord);
+  // Page-aligned buffers, as dd's are (and as the mover's are).
+  scsi::PageBytes record(kRecord);
   for (std::size_t i = 0; i < record.size(); ++i) record[i] = static_cast<std::uint8_t>(i * 131);
-  scsi::Bytes back(kRecord);
+  scsi::PageBytes back(kRecord);
   const std::string dd_file = (dir / "dd.out").string();
   const std::string count = "count=" + std::to_string(records);
 
