@@ -58,8 +58,8 @@
 //
 // Writing.  A block's bytes go to the end of the data file with one pwrite
 // (a fixed-block WRITE's blocks with one pwrite for all of them), and only
-// then its entry (or theirs, one pwrite) to the end of the table: when an
-// entry is in the file, so are the bytes it describes.  Writing at object n
+// then its entry (or theirs, up to 4096 per pwrite) to the end of the
+// table: when an entry is in the file, so are the bytes it describes.  Writing at object n
 // before the end first truncates the table at n's entry, then the data file
 // at n's offset.  WRITE FILEMARKS, flush() and ERASE fdatasync the data
 // file, then the map.
@@ -123,8 +123,8 @@ constexpr std::uint64_t kTailObjects = 256;
 constexpr std::uint64_t kTailBytes = 32u << 20;
 // Entries read (and cached) at a time: one 4 KiB page of the table.
 constexpr std::uint64_t kPageEntries = 128;
-// Filemark entries written per pwrite by write_filemarks().
-constexpr std::uint32_t kFilemarkBatch = 1024;
+// Entries written per pwrite by write_blocks() and write_filemarks().
+constexpr std::uint64_t kEntryBatch = 4096;
 
 using Uuid = std::array<std::uint8_t, 16>;
 using EntryBytes = std::array<std::uint8_t, kEntrySize>;
@@ -938,22 +938,27 @@ Cartridge::WriteResult Cartridge::write_blocks(std::span<const std::uint8_t> dat
       m.roll_back(first, first_data, first_chain, file, error);
       return WriteResult::kIoError;
     }
-    // Then their entries, in one write.
-    std::vector<std::uint8_t> entries(static_cast<std::size_t>(fit * kEntrySize));
-    std::uint32_t chain = first_chain;
-    for (std::uint64_t i = 0; i < fit; ++i) {
-      Entry e{Kind::kBlock,
-              size,
-              first_data + i * size,
-              file,
-              crc32c(blocks.subspan(static_cast<std::size_t>(i * size), size)),
-              0};
-      encode_entry(e, chain, entries.data() + i * kEntrySize);
-      chain = e.chain;
-    }
-    if (!m.append_entries(entries, fit, first_data + blocks.size(), chain, file, error)) {
-      m.roll_back(first, first_data, first_chain, file, error);
-      return WriteResult::kIoError;
+    // Then their entries, in writes of up to kEntryBatch (a WRITE of
+    // 1-byte blocks may carry millions).
+    std::vector<std::uint8_t> entries;
+    for (std::uint64_t i = 0; i < fit;) {
+      const std::uint64_t n = std::min<std::uint64_t>(kEntryBatch, fit - i);
+      entries.resize(static_cast<std::size_t>(n * kEntrySize));
+      std::uint32_t chain = m.end_chain;
+      for (std::uint64_t k = 0; k < n; ++k, ++i) {
+        Entry e{Kind::kBlock,
+                size,
+                first_data + i * size,
+                file,
+                crc32c(blocks.subspan(static_cast<std::size_t>(i * size), size)),
+                0};
+        encode_entry(e, chain, entries.data() + k * kEntrySize);
+        chain = e.chain;
+      }
+      if (!m.append_entries(entries, n, first_data + i * size, chain, file, error)) {
+        m.roll_back(first, first_data, first_chain, file, error);
+        return WriteResult::kIoError;
+      }
     }
     written = static_cast<std::uint32_t>(fit);
   }
@@ -993,7 +998,7 @@ Cartridge::WriteResult Cartridge::write_filemarks(std::uint32_t count, std::stri
   const std::uint64_t first_file = m.end_file;
   std::vector<std::uint8_t> batch;
   for (std::uint32_t done = 0; done < count;) {
-    const std::uint32_t n = std::min(count - done, kFilemarkBatch);
+    const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(count - done, kEntryBatch));
     batch.resize(std::size_t{n} * kEntrySize);
     std::uint32_t chain = m.end_chain;
     for (std::uint32_t i = 0; i < n; ++i) {

@@ -129,7 +129,7 @@ class Cartridge {
   };
   WriteResult write_block(std::span<const std::uint8_t> data, std::string& error);
   // Writes `data` as whole blocks of `size` bytes each, as consecutive
-  // objects, in two writes (a fixed-block WRITE): the blocks, then their
+  // objects (a fixed-block WRITE): the blocks in one write, then their
   // entries.  `written` says how many blocks are on the cartridge when it
   // returns: all of them on kOk and kEarlyWarning; those that fit on
   // kOverflow; none on kIoError.  The same durability as write_block():
