@@ -5,15 +5,10 @@
 
 #include <cstddef>
 
+#include "scsi/big_endian.h"
+
 namespace scsi::cdb {
 namespace {
-
-// Writes the low `n` bytes of `v` big-endian at `at`.
-void put(Bytes& c, std::size_t at, std::size_t n, std::uint64_t v) {
-  for (std::size_t i = 0; i < n; ++i) {
-    c[at + n - 1 - i] = static_cast<std::uint8_t>(v >> (8 * i));
-  }
-}
 
 Bytes make(std::size_t size, std::uint8_t opcode) {
   Bytes c(size, 0);
@@ -32,7 +27,7 @@ Bytes inquiry(bool evpd, std::uint8_t page, std::uint16_t alloc) {
   Bytes c = make(6, 0x12);
   c[1] = bit(evpd, 0);
   c[2] = page;
-  put(c, 3, 2, alloc);
+  put_be(c, 3, 2, alloc);
   return c;
 }
 
@@ -48,7 +43,7 @@ Bytes request_sense(std::uint8_t alloc, bool descriptor_format) {
 Bytes report_luns(std::uint8_t select_report, std::uint32_t alloc) {
   Bytes c = make(12, 0xA0);
   c[2] = select_report;
-  put(c, 6, 4, alloc);
+  put_be(c, 6, 4, alloc);
   return c;
 }
 
@@ -70,7 +65,7 @@ Bytes mode_sense10(bool llbaa, bool dbd, std::uint8_t page_control, std::uint8_t
   c[1] = bit(llbaa, 4) | bit(dbd, 3);
   c[2] = static_cast<std::uint8_t>(page_control << 6 | page);
   c[3] = subpage;
-  put(c, 7, 2, alloc);
+  put_be(c, 7, 2, alloc);
   return c;
 }
 
@@ -84,7 +79,7 @@ Bytes mode_select6(bool pf, bool sp, std::uint8_t length) {
 Bytes mode_select10(bool pf, bool sp, std::uint16_t length) {
   Bytes c = make(10, 0x55);
   c[1] = bit(pf, 4) | bit(sp, 0);
-  put(c, 7, 2, length);
+  put_be(c, 7, 2, length);
   return c;
 }
 
@@ -112,7 +107,7 @@ Bytes log_sense(std::uint8_t pc, std::uint8_t page, std::uint8_t subpage, std::u
 Bytes read_capacity16(std::uint32_t alloc) {
   Bytes c = make(16, 0x9E);
   c[1] = 0x10;  // SERVICE ACTION: READ CAPACITY(16)
-  put(c, 10, 4, alloc);
+  put_be(c, 10, 4, alloc);
   return c;
 }
 
@@ -120,8 +115,8 @@ namespace {
 Bytes rw16(std::uint8_t opcode, std::uint64_t lba, std::uint32_t blocks, bool fua) {
   Bytes c = make(16, opcode);
   c[1] = bit(fua, 3);
-  put(c, 2, 8, lba);
-  put(c, 10, 4, blocks);
+  put_be(c, 2, 8, lba);
+  put_be(c, 10, 4, blocks);
   return c;
 }
 }  // namespace
@@ -137,16 +132,16 @@ Bytes write16(std::uint64_t lba, std::uint32_t blocks, bool fua) {
 Bytes synchronize_cache10(std::uint32_t lba, std::uint16_t blocks, bool immed) {
   Bytes c = make(10, 0x35);
   c[1] = bit(immed, 1);
-  put(c, 2, 4, lba);
-  put(c, 7, 2, blocks);
+  put_be(c, 2, 4, lba);
+  put_be(c, 7, 2, blocks);
   return c;
 }
 
 Bytes synchronize_cache16(std::uint64_t lba, std::uint32_t blocks, bool immed) {
   Bytes c = make(16, 0x91);
   c[1] = bit(immed, 1);
-  put(c, 2, 8, lba);
-  put(c, 10, 4, blocks);
+  put_be(c, 2, 8, lba);
+  put_be(c, 10, 4, blocks);
   return c;
 }
 
@@ -156,7 +151,7 @@ Bytes read6(bool fixed, bool sili, std::uint32_t length) {
   if (length > kMax24 || (fixed && sili)) return {};
   Bytes c = make(6, 0x08);
   c[1] = bit(sili, 1) | bit(fixed, 0);
-  put(c, 2, 3, length);
+  put_be(c, 2, 3, length);
   return c;
 }
 
@@ -164,7 +159,7 @@ Bytes write6(bool fixed, std::uint32_t length) {
   if (length > kMax24) return {};
   Bytes c = make(6, 0x0A);
   c[1] = bit(fixed, 0);
-  put(c, 2, 3, length);
+  put_be(c, 2, 3, length);
   return c;
 }
 
@@ -172,7 +167,7 @@ Bytes write_filemarks6(std::uint32_t count, bool immed) {
   if (count > kMax24) return {};
   Bytes c = make(6, 0x10);
   c[1] = bit(immed, 0);
-  put(c, 2, 3, count);
+  put_be(c, 2, 3, count);
   return c;
 }
 
@@ -180,22 +175,22 @@ Bytes space6(SpaceCode code, std::int32_t count) {
   if (count < -0x800000 || count > 0x7FFFFF) return {};
   Bytes c = make(6, 0x11);
   c[1] = static_cast<std::uint8_t>(code) & 0x0F;
-  put(c, 2, 3, static_cast<std::uint32_t>(count));  // two's complement, low 24 bits
+  put_be(c, 2, 3, static_cast<std::uint32_t>(count));  // two's complement, low 24 bits
   return c;
 }
 
 Bytes space16(SpaceCode code, std::int64_t count, std::uint16_t parameter_length) {
   Bytes c = make(16, 0x91);
   c[1] = static_cast<std::uint8_t>(code) & 0x0F;
-  put(c, 4, 8, static_cast<std::uint64_t>(count));
-  put(c, 12, 2, parameter_length);
+  put_be(c, 4, 8, static_cast<std::uint64_t>(count));
+  put_be(c, 12, 2, parameter_length);
   return c;
 }
 
 Bytes locate10(std::uint32_t block, bool bt, bool cp, std::uint8_t partition, bool immed) {
   Bytes c = make(10, 0x2B);
   c[1] = bit(bt, 2) | bit(cp, 1) | bit(immed, 0);
-  put(c, 3, 4, block);
+  put_be(c, 3, 4, block);
   c[8] = partition;
   return c;
 }
@@ -206,7 +201,7 @@ Bytes locate16(std::uint64_t object, std::uint8_t dest_type, bool cp, std::uint8
   Bytes c = make(16, 0x92);
   c[1] = static_cast<std::uint8_t>(dest_type << 3) | bit(cp, 1) | bit(immed, 0);
   c[3] = partition;
-  put(c, 4, 8, object);
+  put_be(c, 4, 8, object);
   return c;
 }
 
@@ -223,7 +218,7 @@ Bytes read_position(ReadPositionForm form, std::uint16_t alloc) {
   }
   Bytes c = make(10, 0x34);
   c[1] = static_cast<std::uint8_t>(form);
-  put(c, 7, 2, alloc);
+  put_be(c, 7, 2, alloc);
   return c;
 }
 
@@ -256,19 +251,19 @@ Bytes read_element_status(bool voltag, ElementType element_type, std::uint16_t s
   if (alloc > kMax24 || type > 0x0F) return {};
   Bytes c = make(12, 0xB8);
   c[1] = bit(voltag, 4) | type;
-  put(c, 2, 2, start);
-  put(c, 4, 2, count);
+  put_be(c, 2, 2, start);
+  put_be(c, 4, 2, count);
   c[6] = bit(curdata, 1) | bit(dvcid, 0);
-  put(c, 7, 3, alloc);
+  put_be(c, 7, 3, alloc);
   return c;
 }
 
 Bytes move_medium(std::uint16_t transport, std::uint16_t source, std::uint16_t destination,
                   bool invert) {
   Bytes c = make(12, 0xA5);
-  put(c, 2, 2, transport);
-  put(c, 4, 2, source);
-  put(c, 6, 2, destination);
+  put_be(c, 2, 2, transport);
+  put_be(c, 4, 2, source);
+  put_be(c, 6, 2, destination);
   c[10] = bit(invert, 0);
   return c;
 }
@@ -276,10 +271,10 @@ Bytes move_medium(std::uint16_t transport, std::uint16_t source, std::uint16_t d
 Bytes exchange_medium(std::uint16_t transport, std::uint16_t source, std::uint16_t dest1,
                       std::uint16_t dest2, bool inv1, bool inv2) {
   Bytes c = make(12, 0xA6);
-  put(c, 2, 2, transport);
-  put(c, 4, 2, source);
-  put(c, 6, 2, dest1);
-  put(c, 8, 2, dest2);
+  put_be(c, 2, 2, transport);
+  put_be(c, 4, 2, source);
+  put_be(c, 6, 2, dest1);
+  put_be(c, 8, 2, dest2);
   c[10] = bit(inv2, 1) | bit(inv1, 0);
   return c;
 }
@@ -289,15 +284,15 @@ Bytes initialize_element_status() { return make(6, 0x07); }
 Bytes initialize_element_status_with_range(std::uint16_t start, std::uint16_t count) {
   Bytes c = make(10, 0x37);
   c[1] = 0x01;  // RANGE
-  put(c, 2, 2, start);
-  put(c, 6, 2, count);
+  put_be(c, 2, 2, start);
+  put_be(c, 6, 2, count);
   return c;
 }
 
 Bytes position_to_element(std::uint16_t transport, std::uint16_t destination, bool invert) {
   Bytes c = make(10, 0x2B);
-  put(c, 2, 2, transport);
-  put(c, 4, 2, destination);
+  put_be(c, 2, 2, transport);
+  put_be(c, 4, 2, destination);
   c[8] = bit(invert, 0);
   return c;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "scsi/big_endian.h"
 #include "scsi/cdb.h"
 #include "scsi/page_bytes.h"
 #include "scsi/parse.h"
@@ -28,11 +29,6 @@ constexpr std::uint8_t kProcessorType = 0x03;
 // descriptor type: what OPERATING PARAMETERS and VPD 8Fh list.
 constexpr std::uint8_t kSupportedCodes[] = {0x00, 0x01, 0x02, 0x04, 0x06, 0x07, 0x08,
                                             0x09, 0x0A, 0x10, 0x11, 0x12, 0x13, 0xE4};
-
-std::uint32_t be32(std::span<const std::uint8_t> b, std::size_t at) {
-  return static_cast<std::uint32_t>(b[at]) << 24 | static_cast<std::uint32_t>(b[at + 1]) << 16 |
-         static_cast<std::uint32_t>(b[at + 2]) << 8 | b[at + 3];
-}
 
 Result cdb_field_error(std::uint16_t byte) {
   return check_condition({.key = SenseKey::kIllegalRequest,

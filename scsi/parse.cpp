@@ -7,18 +7,10 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "scsi/big_endian.h"
+
 namespace scsi::parse {
 namespace {
-
-std::uint64_t be(Span b, std::size_t at, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-  return v;
-}
-std::uint16_t be16(Span b, std::size_t at) { return static_cast<std::uint16_t>(be(b, at, 2)); }
-std::uint32_t be24(Span b, std::size_t at) { return static_cast<std::uint32_t>(be(b, at, 3)); }
-std::uint32_t be32(Span b, std::size_t at) { return static_cast<std::uint32_t>(be(b, at, 4)); }
-std::uint64_t be64(Span b, std::size_t at) { return be(b, at, 8); }
 
 bool padding(std::uint8_t c) { return c == ' ' || c == '\0'; }
 

@@ -13,16 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "scsi/big_endian.h"
+
 namespace scsi {
 namespace {
 
 using Span = std::span<const std::uint8_t>;
-
-std::uint64_t be(Span b, std::size_t at, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-  return v;
-}
 
 // Fixed format, SPC-4 4.5.3 table 27.  Bytes 0-7 are always where the
 // standard puts them; from byte 8 on, only what the ADDITIONAL SENSE LENGTH

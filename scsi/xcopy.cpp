@@ -7,23 +7,12 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "scsi/big_endian.h"
+
 namespace scsi::xcopy {
 namespace {
 
 using Span = std::span<const std::uint8_t>;
-
-std::uint64_t be(Span b, std::size_t at, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-  return v;
-}
-std::uint16_t be16(Span b, std::size_t at) { return static_cast<std::uint16_t>(be(b, at, 2)); }
-std::uint32_t be24(Span b, std::size_t at) { return static_cast<std::uint32_t>(be(b, at, 3)); }
-std::uint32_t be32(Span b, std::size_t at) { return static_cast<std::uint32_t>(be(b, at, 4)); }
-
-void put(Bytes& b, std::size_t at, std::size_t n, std::uint64_t v) {
-  for (std::size_t i = 0; i < n; ++i) b[at + n - 1 - i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
 
 std::uint8_t bit(bool on, int n) { return on ? static_cast<std::uint8_t>(1u << n) : 0; }
 
@@ -171,7 +160,7 @@ Bytes extended_copy_cdb(std::uint32_t parameter_list_length) {
   Bytes c(16, 0);
   c[0] = kExtendedCopy;
   c[1] = 0x00;  // LID1
-  put(c, 10, 4, parameter_list_length);
+  put_be(c, 10, 4, parameter_list_length);
   return c;
 }
 
@@ -181,7 +170,7 @@ Bytes receive_copy_results_cdb(ResultsAction action, std::uint8_t list_id,
   c[0] = kReceiveCopyResults;
   c[1] = static_cast<std::uint8_t>(action);
   c[2] = list_id;
-  put(c, 10, 4, allocation_length);
+  put_be(c, 10, 4, allocation_length);
   return c;
 }
 
@@ -334,23 +323,23 @@ Bytes build_parameter_list(const ParameterList& list) {
   b[1] = static_cast<std::uint8_t>(bit(list.str, 5) |
                                    (static_cast<std::uint8_t>(list.list_id_usage) & 0x03) << 3 |
                                    (list.priority & 0x07));
-  put(b, 2, 2, target_bytes);
-  put(b, 8, 4, segment_bytes);
-  put(b, 12, 4, list.inline_data.size());
+  put_be(b, 2, 2, target_bytes);
+  put_be(b, 8, 4, segment_bytes);
+  put_be(b, 12, 4, list.inline_data.size());
 
   std::size_t at = kHeaderLength;
   for (const TargetDescriptor& t : list.targets) {
     b[at] = kIdentificationDescriptor;
     b[at + 1] = static_cast<std::uint8_t>((t.lu_id_type & 0x03) << 6 | bit(t.nul, 5) |
                                           (t.peripheral_type & 0x1F));
-    put(b, at + 2, 2, t.relative_port);
+    put_be(b, at + 2, 2, t.relative_port);
     b[at + 4] = t.code_set & 0x0F;
     b[at + 5] = static_cast<std::uint8_t>((t.association & 0x03) << 4 | (t.designator_type & 0x0F));
     const std::size_t n = std::min<std::size_t>(t.designator.size(), 20);
     b[at + 7] = static_cast<std::uint8_t>(n);
     std::copy_n(t.designator.begin(), n, b.begin() + static_cast<std::ptrdiff_t>(at + 8));
     b[at + 28] = static_cast<std::uint8_t>(bit(t.pad, 2) | bit(t.fixed, 0));
-    put(b, at + 29, 3, t.block_length);
+    put_be(b, at + 29, 3, t.block_length);
     at += kTargetDescriptorLength;
   }
 
@@ -359,60 +348,60 @@ Bytes build_parameter_list(const ParameterList& list) {
     b[at] = static_cast<std::uint8_t>(s.type);
     b[at + 1] = static_cast<std::uint8_t>(bit(s.cat, 0) |
                                           bit(s.dc && s.type == SegmentType::kBlockToBlock, 1));
-    put(b, at + 2, 2, length);
-    put(b, at + 4, 2, s.source);
-    put(b, at + 6, 2, s.destination);
+    put_be(b, at + 2, 2, length);
+    put_be(b, at + 4, 2, s.source);
+    put_be(b, at + 6, 2, s.destination);
     switch (s.type) {
       case SegmentType::kBlockToStream:
       case SegmentType::kStreamToBlock:
-        put(b, at + 9, 3, s.stream_length);
-        put(b, at + 14, 2, s.blocks);
-        put(b, at + 16, 8, s.lba);
+        put_be(b, at + 9, 3, s.stream_length);
+        put_be(b, at + 14, 2, s.blocks);
+        put_be(b, at + 16, 8, s.lba);
         break;
       case SegmentType::kBlockToBlock:
-        put(b, at + 10, 2, s.blocks);
-        put(b, at + 12, 8, s.lba);
-        put(b, at + 20, 8, s.destination_lba);
+        put_be(b, at + 10, 2, s.blocks);
+        put_be(b, at + 12, 8, s.lba);
+        put_be(b, at + 20, 8, s.destination_lba);
         break;
       case SegmentType::kInlineToStream:
-        put(b, at + 9, 3, s.stream_length);
-        put(b, at + 12, 4, s.inline_offset);
-        put(b, at + 16, 4, s.byte_count);
+        put_be(b, at + 9, 3, s.stream_length);
+        put_be(b, at + 12, 4, s.inline_offset);
+        put_be(b, at + 16, 4, s.byte_count);
         break;
       case SegmentType::kStreamToDiscard:
-        put(b, at + 9, 3, s.stream_length);
-        put(b, at + 12, 4, s.byte_count);
+        put_be(b, at + 9, 3, s.stream_length);
+        put_be(b, at + 12, 4, s.byte_count);
         break;
       case SegmentType::kVerifyTarget:
         b[at + 8] = bit(s.tur, 0);
         break;
       case SegmentType::kBlockOffsetToStream:
       case SegmentType::kStreamToBlockOffset:
-        put(b, at + 9, 3, s.stream_length);
-        put(b, at + 12, 4, s.byte_count);
-        put(b, at + 16, 8, s.lba);
-        put(b, at + 26, 2, s.byte_offset);
+        put_be(b, at + 9, 3, s.stream_length);
+        put_be(b, at + 12, 4, s.byte_count);
+        put_be(b, at + 16, 8, s.lba);
+        put_be(b, at + 26, 2, s.byte_offset);
         break;
       case SegmentType::kBlockOffsetToBlockOffset:
-        put(b, at + 8, 4, s.byte_count);
-        put(b, at + 12, 8, s.lba);
-        put(b, at + 20, 8, s.destination_lba);
-        put(b, at + 28, 2, s.byte_offset);
-        put(b, at + 30, 2, s.destination_byte_offset);
+        put_be(b, at + 8, 4, s.byte_count);
+        put_be(b, at + 12, 8, s.lba);
+        put_be(b, at + 20, 8, s.destination_lba);
+        put_be(b, at + 28, 2, s.byte_offset);
+        put_be(b, at + 30, 2, s.destination_byte_offset);
         break;
       case SegmentType::kWriteFilemarks:
         b[at + 8] = bit(s.immed, 0);
-        put(b, at + 9, 3, s.count);
+        put_be(b, at + 9, 3, s.count);
         break;
       case SegmentType::kSpace:
         b[at + 8] = s.space_code & 0x07;
-        put(b, at + 9, 3, static_cast<std::uint32_t>(s.space_count) & 0xFFFFFFu);
+        put_be(b, at + 9, 3, static_cast<std::uint32_t>(s.space_count) & 0xFFFFFFu);
         break;
       case SegmentType::kLocate:
-        put(b, at + 8, 4, s.logical_object);
+        put_be(b, at + 8, 4, s.logical_object);
         break;
       case SegmentType::kTapeImageCopy:
-        put(b, at + 8, 4, s.count);
+        put_be(b, at + 8, 4, s.count);
         break;
     }
     at += 4u + length;
@@ -426,11 +415,11 @@ Bytes build_parameter_list(const ParameterList& list) {
 
 Bytes encode_copy_status(const CopyStatus& s) {
   Bytes b(12, 0);
-  put(b, 0, 4, 8);
+  put_be(b, 0, 4, 8);
   b[4] = static_cast<std::uint8_t>(bit(s.hdd, 7) | (static_cast<std::uint8_t>(s.state) & 0x7F));
-  put(b, 5, 2, s.segments_processed);
+  put_be(b, 5, 2, s.segments_processed);
   b[7] = s.transfer_count_units;
-  put(b, 8, 4, s.transfer_count);
+  put_be(b, 8, 4, s.transfer_count);
   return b;
 }
 
@@ -450,16 +439,16 @@ std::optional<CopyStatus> parse_copy_status(Span data) {
 Bytes encode_operating_parameters(const OperatingParameters& p) {
   const std::size_t codes = std::min<std::size_t>(p.descriptor_codes.size(), 255);
   Bytes b(44 + codes, 0);
-  put(b, 0, 4, b.size() - 4);
+  put_be(b, 0, 4, b.size() - 4);
   b[4] = bit(p.snlid, 0);
-  put(b, 8, 2, p.max_targets);
-  put(b, 10, 2, p.max_segments);
-  put(b, 12, 4, p.max_descriptor_list_length);
-  put(b, 16, 4, p.max_segment_length);
-  put(b, 20, 4, p.max_inline_data);
-  put(b, 24, 4, p.held_data_limit);
-  put(b, 28, 4, p.max_stream_transfer);
-  put(b, 34, 2, p.total_concurrent_copies);
+  put_be(b, 8, 2, p.max_targets);
+  put_be(b, 10, 2, p.max_segments);
+  put_be(b, 12, 4, p.max_descriptor_list_length);
+  put_be(b, 16, 4, p.max_segment_length);
+  put_be(b, 20, 4, p.max_inline_data);
+  put_be(b, 24, 4, p.held_data_limit);
+  put_be(b, 28, 4, p.max_stream_transfer);
+  put_be(b, 34, 2, p.total_concurrent_copies);
   b[36] = p.max_concurrent_copies;
   b[37] = p.data_segment_granularity;
   b[38] = p.inline_data_granularity;
@@ -495,9 +484,9 @@ std::optional<OperatingParameters> parse_operating_parameters(Span data) {
 Bytes encode_failed_segment_details(const FailedSegmentDetails& d) {
   const std::size_t n = std::min<std::size_t>(d.sense.size(), 0xFFFF);
   Bytes b(60 + n, 0);
-  put(b, 0, 4, b.size() - 4);
+  put_be(b, 0, 4, b.size() - 4);
   b[56] = static_cast<std::uint8_t>(d.command_status);
-  put(b, 58, 2, n);
+  put_be(b, 58, 2, n);
   std::copy_n(d.sense.begin(), n, b.begin() + 60);
   return b;
 }
@@ -561,9 +550,9 @@ Bytes copy_aborted_sense(const CopyAbort& abort) {
   b[2] = static_cast<std::uint8_t>(static_cast<std::uint8_t>(abort.key) & 0x0F);
   if (abort.residual) {
     b[0] |= 0x80;  // VALID
-    put(b, 3, 4, *abort.residual);
+    put_be(b, 3, 4, *abort.residual);
   }
-  put(b, 10, 2, abort.segment);
+  put_be(b, 10, 2, abort.segment);
   b[12] = abort.asc;
   b[13] = abort.ascq;
   // Both areas share what is left; the source's half is given back to the

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "scsi/big_endian.h"
 #include "scsi/cdb.h"
 #include "scsi/parse.h"
 
@@ -13,16 +14,6 @@ namespace {
 constexpr std::uint8_t kReadElementStatus = 0xB8;
 // What the repaired changer accepts as an allocation length.
 constexpr std::uint32_t kPerTypeAllocation = 4096;
-
-std::uint32_t be(std::span<const std::uint8_t> d, std::size_t at, std::size_t n) {
-  std::uint32_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = v << 8 | d[at + i];
-  return v;
-}
-
-void put(scsi::Bytes& d, std::size_t at, std::size_t n, std::uint32_t v) {
-  for (std::size_t i = 0; i < n; ++i) d[at + n - 1 - i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
 
 // Every element descriptor begins with these: address, flags, ASC/ASCQ,
 // bus, SValid and medium type, source address.
@@ -45,14 +36,14 @@ void collect(std::span<const std::uint8_t> data, std::vector<Descriptor>& out) {
   while (at + 8 <= data.size()) {
     const std::uint8_t type = data[at] & 0x0F;
     const std::uint8_t flags = data[at + 1] & 0xC0;
-    const std::uint16_t length = static_cast<std::uint16_t>(be(data, at + 2, 2));
-    const std::uint32_t bytes = be(data, at + 5, 3);
+    const std::uint16_t length = static_cast<std::uint16_t>(scsi::be(data, at + 2, 2));
+    const std::uint32_t bytes = scsi::be(data, at + 5, 3);
     if (type < 1 || type > 4 || length < kFixedPart) return;
     for (std::size_t d = at + 8; d < at + 8 + bytes && d + 2 <= data.size(); d += length) {
       Descriptor e;
       e.type = type;
       e.page_flags = flags;
-      e.address = static_cast<std::uint16_t>(be(data, d, 2));
+      e.address = static_cast<std::uint16_t>(scsi::be(data, d, 2));
       e.bytes.assign(length, 0);
       const std::size_t present = std::min<std::size_t>(length, data.size() - d);
       std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(d), present, e.bytes.begin());
@@ -117,8 +108,8 @@ scsi::Result ElementStatusRepair::execute(const scsi::Command& command) {
 scsi::Result ElementStatusRepair::rebuild(const scsi::Command& command) {
   const std::span<const std::uint8_t> c = command.cdb;
   const std::uint8_t type = c[1] & 0x0F;
-  const std::uint16_t start = static_cast<std::uint16_t>(be(c, 2, 2));
-  const std::uint16_t count = static_cast<std::uint16_t>(be(c, 4, 2));
+  const std::uint16_t start = static_cast<std::uint16_t>(scsi::be(c, 2, 2));
+  const std::uint16_t count = static_cast<std::uint16_t>(scsi::be(c, 4, 2));
 
   std::vector<Descriptor> found;
   scsi::Bytes buf(kPerTypeAllocation);
@@ -127,8 +118,9 @@ scsi::Result ElementStatusRepair::rebuild(const scsi::Command& command) {
     scsi::Command one;
     one.cdb.assign(c.begin(), c.end());
     one.cdb[1] = static_cast<std::uint8_t>((c[1] & 0xF0) | t);
-    put(one.cdb, 4, 2, 0xFFFF);  // every element from `start`: the count applies after merging
-    put(one.cdb, 7, 3, kPerTypeAllocation);
+    scsi::put_be(one.cdb, 4, 2,
+                 0xFFFF);  // every element from `start`: the count applies after merging
+    scsi::put_be(one.cdb, 7, 3, kPerTypeAllocation);
     one.direction = scsi::Direction::kIn;
     std::fill(buf.begin(), buf.end(), 0);
     one.data_in = buf;
@@ -142,7 +134,7 @@ scsi::Result ElementStatusRepair::rebuild(const scsi::Command& command) {
       // The report's last 8 bytes never come: without volume tags that is
       // half the last descriptor, its SValid and source address with it.
       // Asked alone with volume tags, the element's fixed part comes whole.
-      put(one.cdb, 2, 2, found[i].address);
+      scsi::put_be(one.cdb, 2, 2, found[i].address);
       one.cdb[1] |= 0x10;
       std::fill(buf.begin(), buf.end(), 0);
       r = changer_->execute(one);
@@ -175,20 +167,20 @@ scsi::Result ElementStatusRepair::rebuild(const scsi::Command& command) {
     scsi::Bytes page(8, 0);
     page[0] = found[i].type;
     page[1] = found[i].page_flags;
-    put(page, 2, 2, static_cast<std::uint32_t>(length));
-    put(page, 5, 3, static_cast<std::uint32_t>((j - i) * length));
+    scsi::put_be(page, 2, 2, static_cast<std::uint32_t>(length));
+    scsi::put_be(page, 5, 3, static_cast<std::uint32_t>((j - i) * length));
     report.insert(report.end(), page.begin(), page.end());
     for (std::size_t k = i; k < j; ++k) {
       report.insert(report.end(), found[k].bytes.begin(), found[k].bytes.end());
     }
     i = j;
   }
-  put(report, 0, 2, found.empty() ? 0 : found.front().address);
-  put(report, 2, 2, static_cast<std::uint32_t>(found.size()));
-  put(report, 5, 3, static_cast<std::uint32_t>(report.size() - 8));
+  scsi::put_be(report, 0, 2, found.empty() ? 0 : found.front().address);
+  scsi::put_be(report, 2, 2, static_cast<std::uint32_t>(found.size()));
+  scsi::put_be(report, 5, 3, static_cast<std::uint32_t>(report.size() - 8));
 
   scsi::Result out;
-  const std::size_t alloc = std::min<std::size_t>(be(c, 7, 3), command.data_in.size());
+  const std::size_t alloc = std::min<std::size_t>(scsi::be(c, 7, 3), command.data_in.size());
   out.data_in = std::min(alloc, report.size());
   std::copy_n(report.begin(), out.data_in, command.data_in.begin());
   out.residual = command.data_in.size() - out.data_in;

@@ -194,10 +194,6 @@ Result sense(SenseKey key, std::uint8_t asc, std::uint8_t ascq) {
   return check_condition({.key = key, .asc = asc, .ascq = ascq});
 }
 
-void put_be(Bytes& b, std::size_t at, std::size_t n, std::uint64_t v) {
-  put_be(std::span<std::uint8_t>(b), at, n, v);
-}
-
 void put_ascii(Bytes& b, std::size_t at, std::size_t n, const std::string& s) {
   for (std::size_t i = 0; i < n; ++i)
     b[at + i] = i < s.size() ? static_cast<std::uint8_t>(s[i]) : ' ';

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "scsi/big_endian.h"
 #include "scsi/device.h"
 #include "scsi/sense.h"
 
@@ -120,20 +121,13 @@ Result invalid_opcode();
 Result sense(SenseKey key, std::uint8_t asc, std::uint8_t ascq);
 
 // Big-endian field access on byte spans (callers have checked the length).
+// (n <= 4: the emulated units' fields; scsi/big_endian.h for the rest.)
 inline std::uint32_t get_be(std::span<const std::uint8_t> b, std::size_t at, std::size_t n) {
-  std::uint32_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-  return v;
+  return static_cast<std::uint32_t>(be(b, at, n));
 }
 inline std::uint64_t get_be64(std::span<const std::uint8_t> b, std::size_t at) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | b[at + i];
-  return v;
+  return be64(b, at);
 }
-inline void put_be(std::span<std::uint8_t> b, std::size_t at, std::size_t n, std::uint64_t v) {
-  for (std::size_t i = 0; i < n; ++i) b[at + n - 1 - i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-void put_be(Bytes& b, std::size_t at, std::size_t n, std::uint64_t v);
 // Writes `s` padded with spaces (or cut) to `n` bytes at `at`.
 void put_ascii(Bytes& b, std::size_t at, std::size_t n, const std::string& s);
 

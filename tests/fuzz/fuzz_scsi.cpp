@@ -14,23 +14,20 @@
 #include <span>
 #include <string>
 
+#include "scsi/big_endian.h"
 #include "scsi/cdb.h"
 #include "scsi/parse.h"
 #include "scsi/sense.h"
 
 namespace {
 
+using scsi::be;
+
 using scsi::Bytes;
 using Span = std::span<const std::uint8_t>;
 
 void check(bool ok) {
   if (!ok) std::abort();
-}
-
-std::uint64_t be(const Bytes& b, std::size_t at, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-  return v;
 }
 
 // Pulls little pieces of argument out of the input; zeros once it runs dry.
