@@ -430,111 +430,91 @@ Plan plan_job(const CopyJob& job, const OperatingParameters& params,
     return true;
   };
 
-  if (!src.tape && dst.tape) {
+  // Disk <-> tape: segments of whole records within `cap`, in the
+  // byte-offset form (08h block+offset -> stream, 09h stream ->
+  // block+offset) where the copy manager offers it and the disk's blocks
+  // are small enough for its 16-bit offset, else in the whole-block form
+  // (00h, 01h), which needs start, length and record in whole blocks.
+  auto plan_stream = [&](const Endpoint& disk, const Endpoint& tape, bool to_tape,
+                         std::uint64_t start) {
     std::uint32_t record = 0, stream_length = 0;
-    if (!stream_record(dst, record, stream_length)) return plan;
-    std::uint64_t start = 0;
-    if (!disk_range_ok(src, job.source_lba, job.source_byte_offset, "source", start)) return plan;
-    const bool offset_fits = src.block_length <= kLargestOffsetBlock;
-    const bool use_08 = offers(params, 0x08) && offset_fits;
-    if (!use_08) {
-      if (!offers(params, 0x00) || start % src.block_length != 0 ||
-          record % src.block_length != 0 || job.bytes % src.block_length != 0) {
-        plan.error =
-            offset_fits
-                ? "the copy manager lacks segment 08h (block+offset -> stream) and 00h does not fit"
-                : "the source's block length (" + std::to_string(src.block_length) +
-                      " bytes) is too large for segment 08h's 16-bit byte offset, and segment "
-                      "00h needs a start, length and record size in whole blocks";
-        return plan;
+    if (!stream_record(tape, record, stream_length)) return;
+    const char* side = to_tape ? "source" : "destination";
+    const std::uint8_t offset_code = to_tape ? 0x08 : 0x09;
+    const std::uint8_t block_code = to_tape ? 0x00 : 0x01;
+    const bool offset_fits = disk.block_length <= kLargestOffsetBlock;
+    const bool offset_form = offers(params, offset_code) && offset_fits;
+    if (!offset_form) {
+      if (!offers(params, block_code) || start % disk.block_length != 0 ||
+          record % disk.block_length != 0 || job.bytes % disk.block_length != 0) {
+        plan.error = offset_fits
+                         ? std::string("the copy manager lacks segment ") +
+                               (to_tape ? "08h (block+offset -> stream) and 00h"
+                                        : "09h (stream -> block+offset) and 01h") +
+                               " does not fit"
+                         : std::string("the ") + side + "'s block length (" +
+                               std::to_string(disk.block_length) +
+                               " bytes) is too large for segment " + (to_tape ? "08h" : "09h") +
+                               "'s 16-bit byte offset, and segment " + (to_tape ? "00h" : "01h") +
+                               " needs a start, length and record size in whole blocks";
+        return;
       }
-      cap = std::min<std::uint64_t>(cap, std::uint64_t{0xFFFF} * src.block_length);
+      cap = std::min<std::uint64_t>(cap, std::uint64_t{0xFFFF} * disk.block_length);
     }
     const std::uint64_t per = cap / record * record;
     if (per == 0) {
       plan.error = "a record does not fit the copy manager's segment limits";
-      return plan;
+      return;
     }
-    const bool residue = job.bytes % record != 0;
+    // To tape, the last record is padded (written whole); from tape, the
+    // rest of a last record is dropped and a last partial disk block padded.
+    const bool residue =
+        job.bytes % record != 0 || (!to_tape && (start + job.bytes) % disk.block_length != 0);
     plan.source.pad = plan.destination.pad = residue;
-    const std::uint64_t unit = dst.descriptor.fixed ? dst.block_length : 1;
     for (std::uint64_t done = 0; done < job.bytes;) {
       const std::uint64_t n = std::min(per, job.bytes - done);
       const std::uint64_t at = start + done;
       Planned p;
-      p.segment.type = use_08 ? SegmentType::kBlockOffsetToStream : SegmentType::kBlockToStream;
+      p.segment.type =
+          to_tape ? (offset_form ? SegmentType::kBlockOffsetToStream : SegmentType::kBlockToStream)
+                  : (offset_form ? SegmentType::kStreamToBlockOffset : SegmentType::kStreamToBlock);
       p.segment.source = 0;
       p.segment.destination = 1;
       p.segment.stream_length = stream_length;
-      p.segment.lba = at / src.block_length;
-      if (use_08) {
+      p.segment.lba = at / disk.block_length;
+      if (offset_form) {
         p.segment.byte_count = static_cast<std::uint32_t>(n);
-        p.segment.byte_offset = static_cast<std::uint16_t>(at % src.block_length);
+        p.segment.byte_offset = static_cast<std::uint16_t>(at % disk.block_length);
       } else {
-        p.segment.blocks = static_cast<std::uint32_t>(n / src.block_length);
+        p.segment.blocks = static_cast<std::uint32_t>(n / disk.block_length);
       }
       p.bytes = n;
-      p.unit = unit;
-      // The last record is padded: it is written whole.
-      p.expected = div_up(n, record) * record / unit;
+      if (to_tape) {
+        p.unit = tape.descriptor.fixed ? tape.block_length : 1;
+        p.expected = div_up(n, record) * record / p.unit;
+      } else {
+        p.unit = disk.block_length;
+        p.lead = at % disk.block_length;
+        p.expected = div_up(p.lead + n, disk.block_length);
+      }
       plan.segments.push_back(p);
       done += n;
+    }
+  };
+
+  if (!src.tape && dst.tape) {
+    std::uint64_t start = 0;
+    if (disk_range_ok(src, job.source_lba, job.source_byte_offset, "source", start)) {
+      plan_stream(src, dst, true, start);
     }
     return plan;
   }
 
   if (src.tape && !dst.tape) {
-    std::uint32_t record = 0, stream_length = 0;
-    if (!stream_record(src, record, stream_length)) return plan;
     std::uint64_t start = 0;
-    if (!disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination",
-                       start)) {
-      return plan;
-    }
-    const bool offset_fits = dst.block_length <= kLargestOffsetBlock;
-    const bool use_09 = offers(params, 0x09) && offset_fits;
-    if (!use_09) {
-      if (!offers(params, 0x01) || start % dst.block_length != 0 ||
-          record % dst.block_length != 0 || job.bytes % dst.block_length != 0) {
-        plan.error =
-            offset_fits
-                ? "the copy manager lacks segment 09h (stream -> block+offset) and 01h does not fit"
-                : "the destination's block length (" + std::to_string(dst.block_length) +
-                      " bytes) is too large for segment 09h's 16-bit byte offset, and segment "
-                      "01h needs a start, length and record size in whole blocks";
-        return plan;
-      }
-      cap = std::min<std::uint64_t>(cap, std::uint64_t{0xFFFF} * dst.block_length);
-    }
-    const std::uint64_t per = cap / record * record;
-    if (per == 0) {
-      plan.error = "a record does not fit the copy manager's segment limits";
-      return plan;
-    }
-    // The rest of a last record is dropped, a last partial disk block padded.
-    const bool residue = job.bytes % record != 0 || (start + job.bytes) % dst.block_length != 0;
-    plan.source.pad = plan.destination.pad = residue;
-    for (std::uint64_t done = 0; done < job.bytes;) {
-      const std::uint64_t n = std::min(per, job.bytes - done);
-      const std::uint64_t at = start + done;
-      Planned p;
-      p.segment.type = use_09 ? SegmentType::kStreamToBlockOffset : SegmentType::kStreamToBlock;
-      p.segment.source = 0;
-      p.segment.destination = 1;
-      p.segment.stream_length = stream_length;
-      p.segment.lba = at / dst.block_length;
-      if (use_09) {
-        p.segment.byte_count = static_cast<std::uint32_t>(n);
-        p.segment.byte_offset = static_cast<std::uint16_t>(at % dst.block_length);
-      } else {
-        p.segment.blocks = static_cast<std::uint32_t>(n / dst.block_length);
-      }
-      p.bytes = n;
-      p.unit = dst.block_length;
-      p.lead = at % dst.block_length;
-      p.expected = div_up(p.lead + n, dst.block_length);
-      plan.segments.push_back(p);
-      done += n;
+    if (disk_range_ok(dst, job.destination_lba, job.destination_byte_offset, "destination",
+                      start)) {
+      plan_stream(dst, src, false, start);
     }
     return plan;
   }
