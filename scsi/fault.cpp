@@ -1,5 +1,7 @@
 #include "scsi/fault.h"
 
+#include <algorithm>
+#include <new>
 #include <thread>
 
 namespace scsi {
@@ -55,7 +57,18 @@ void FaultInjectingDevice::clear() {
   transport_error_at_.reset();
   early_warning_at_.reset();
   overflow_at_.reset();
+  misbehaviour_.reset();
   delay_ = std::chrono::milliseconds(0);
+}
+
+void FaultInjectingDevice::misbehave_on_opcode(std::uint8_t opcode, Misbehaviour how) {
+  std::lock_guard lock(mutex_);
+  misbehaviour_ = {opcode, how};
+}
+
+std::uint64_t FaultInjectingDevice::misbehaved() const {
+  std::lock_guard lock(mutex_);
+  return misbehaved_;
 }
 
 std::uint64_t FaultInjectingDevice::commands_seen() const {
@@ -71,6 +84,7 @@ std::uint64_t FaultInjectingDevice::blocks_written() const {
 Result FaultInjectingDevice::execute(const Command& command) {
   std::chrono::milliseconds wait{0};
   bool early_warning = false;
+  bool half_data = false;
   {
     std::lock_guard lock(mutex_);
     const std::uint64_t n = ++commands_;
@@ -88,6 +102,21 @@ Result FaultInjectingDevice::execute(const Command& command) {
         const SenseSpec s = it->sense;
         sense_rules_.erase(it);
         return check_condition(s);
+      }
+    }
+    if (misbehaviour_ && misbehaviour_->first == op) {
+      ++misbehaved_;
+      switch (misbehaviour_->second) {
+        case Misbehaviour::kEmptyGood: {
+          Result r;
+          r.residual = command.data_in.size();
+          return r;
+        }
+        case Misbehaviour::kThrow:
+          throw std::bad_alloc();
+        case Misbehaviour::kHalfData:
+          half_data = true;
+          break;
       }
     }
     const std::uint32_t blocks = write6_blocks(command.cdb);
@@ -109,6 +138,13 @@ Result FaultInjectingDevice::execute(const Command& command) {
   }
   if (wait.count() > 0) std::this_thread::sleep_for(wait);
   Result r = inner_->execute(command);
+  if (r.ok() && half_data) {
+    const std::size_t keep = r.data_in / 2;
+    std::fill(command.data_in.begin() + static_cast<std::ptrdiff_t>(keep), command.data_in.end(),
+              0);
+    r.residual += r.data_in - keep;
+    r.data_in = keep;
+  }
   if (r.ok()) {
     const std::uint32_t blocks = write6_blocks(command.cdb);
     std::lock_guard lock(mutex_);

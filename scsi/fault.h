@@ -2,7 +2,9 @@
 // tape client, the mover, the copy engine): a given sense on the Nth
 // command (or the Nth command of an operation code), early warning or
 // volume overflow from block N of the writes on, a transport error, a
-// delay.  Everything else passes through to the wrapped device unchanged.
+// delay, a device that breaks the rules (short data with GOOD status, an
+// exception).  Everything else passes through to the wrapped device
+// unchanged.
 //
 // Thread-safety: execute() and the rule setters may be called from any
 // thread.
@@ -13,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "scsi/device.h"
@@ -46,6 +49,18 @@ class FaultInjectingDevice : public Device {
   // Every command from now waits `d` before it executes.
   void delay(std::chrono::milliseconds d);
 
+  // What no device should do, for the defences of the layers above: every
+  // command with `opcode` from now on...
+  enum class Misbehaviour {
+    kHalfData,   // is executed, then reports GOOD with only half its data in
+                 // (the rest of the buffer zeroed, the residual grown)
+    kEmptyGood,  // is not executed: GOOD with no data at all
+    kThrow,      // is not executed: execute() throws std::bad_alloc
+  };
+  void misbehave_on_opcode(std::uint8_t opcode, Misbehaviour how);
+  // Commands a misbehaviour rule applied to.
+  std::uint64_t misbehaved() const;
+
   // Removes every rule.
   void clear();
 
@@ -67,6 +82,8 @@ class FaultInjectingDevice : public Device {
   std::optional<std::uint64_t> transport_error_at_;
   std::string transport_error_what_;
   std::optional<std::uint64_t> early_warning_at_, overflow_at_;
+  std::optional<std::pair<std::uint8_t, Misbehaviour>> misbehaviour_;
+  std::uint64_t misbehaved_ = 0;
   std::chrono::milliseconds delay_{0};
   std::uint64_t commands_ = 0;
   std::uint64_t blocks_ = 0;

@@ -40,49 +40,6 @@ constexpr std::uint8_t kRead6 = 0x08;
 constexpr std::uint8_t kWrite6 = 0x0A;
 constexpr std::uint8_t kWriteFilemarks6 = 0x10;
 
-// Around a real emulated unit: commands with one operation code come back
-// as FaultInjectingDevice cannot make them (GOOD with half the data-in,
-// GOOD with none, or an exception, as a misbehaving transport would).
-// Everything else passes through unchanged.
-class TamperingDevice : public Device {
- public:
-  enum class Mode { kHalfData, kEmptyGood, kThrow };
-  TamperingDevice(std::shared_ptr<Device> inner, std::uint8_t opcode, Mode mode)
-      : inner_(std::move(inner)), opcode_(opcode), mode_(mode) {}
-  Result execute(const Command& c) override {
-    if (c.cdb.empty() || c.cdb[0] != opcode_) return inner_->execute(c);
-    ++hits_;
-    switch (mode_) {
-      case Mode::kHalfData: {
-        Result r = inner_->execute(c);
-        if (r.ok()) {
-          const std::size_t keep = r.data_in / 2;
-          std::fill(c.data_in.begin() + static_cast<std::ptrdiff_t>(keep), c.data_in.end(), 0);
-          r.residual += r.data_in - keep;
-          r.data_in = keep;
-        }
-        return r;
-      }
-      case Mode::kEmptyGood: {
-        Result r;
-        r.residual = c.data_in.size();
-        return r;
-      }
-      case Mode::kThrow:
-        throw std::bad_alloc();
-    }
-    return {};
-  }
-  std::string describe() const override { return "tampered(" + inner_->describe() + ")"; }
-  int hits() const { return hits_.load(); }
-
- private:
-  std::shared_ptr<Device> inner_;
-  std::uint8_t opcode_;
-  Mode mode_;
-  std::atomic<int> hits_{0};
-};
-
 // Disks, a library with one loaded drive, and a resolver over them.
 class Rig {
  public:
@@ -992,8 +949,8 @@ TEST_F(ExtendedCopy, TapeImageCopyRecordAtEarlyWarningCountsInCopyStatus) {
 }
 
 TEST_F(ExtendedCopy, ShortReadModifyWriteIsDataUnderrun) {
-  auto tampered = std::make_shared<TamperingDevice>(rig_.device(b_->identity().naa), kRead16,
-                                                    TamperingDevice::Mode::kHalfData);
+  auto tampered = std::make_shared<FaultInjectingDevice>(rig_.device(b_->identity().naa));
+  tampered->misbehave_on_opcode(kRead16, FaultInjectingDevice::Misbehaviour::kHalfData);
   rig_.route(b_->identity().naa, tampered);
   xcopy::CopyEngine e(rig_.resolver(), {});
   const Bytes before = read_disk(*rig_.device(b_->identity().naa), 20, 2);
@@ -1003,14 +960,14 @@ TEST_F(ExtendedCopy, ShortReadModifyWriteIsDataUnderrun) {
   ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x04)) << describe_result(o.result);
   EXPECT_EQ(o.abort->segment, 0);
   EXPECT_FALSE(o.abort->residual);
-  EXPECT_GE(tampered->hits(), 1);
+  EXPECT_GE(tampered->misbehaved(), 1u);
   EXPECT_EQ(read_disk(*rig_.device(b_->identity().naa), 20, 2), before);  // nothing written back
 }
 
 TEST_F(ExtendedCopy, TapeImageCopyOfEmptyGoodReadsIsDataUnderrun) {
   rig_.second_tape();
-  auto tampered =
-      std::make_shared<TamperingDevice>(rig_.tape(), kRead6, TamperingDevice::Mode::kEmptyGood);
+  auto tampered = std::make_shared<FaultInjectingDevice>(rig_.tape());
+  tampered->misbehave_on_opcode(kRead6, FaultInjectingDevice::Misbehaviour::kEmptyGood);
   rig_.route(rig_.drive().identity().naa, tampered);
   xcopy::CopyEngine e(rig_.resolver(), {});
   Segment img;
@@ -1022,7 +979,7 @@ TEST_F(ExtendedCopy, TapeImageCopyOfEmptyGoodReadsIsDataUnderrun) {
   ASSERT_EQ(job.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   const Outcome o = job.get();
   ASSERT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x04)) << describe_result(o.result);
-  EXPECT_EQ(tampered->hits(), 1);
+  EXPECT_EQ(tampered->misbehaved(), 1u);
   ASSERT_TRUE(o.abort->residual);
   EXPECT_EQ(*o.abort->residual, 0u);  // 13h: INFORMATION zero
 }
@@ -1035,8 +992,9 @@ TEST_F(ExtendedCopy, ExceptionFromADeviceIsCopyAbortedAndFreesTheListId) {
     auto a = rig.disk("a", 16u << 20);
     auto b = rig.disk("b", 16u << 20);
     const Bytes& naa = opcode == kRead16 ? a->identity().naa : b->identity().naa;
-    rig.route(naa, std::make_shared<TamperingDevice>(rig.device(naa), opcode,
-                                                     TamperingDevice::Mode::kThrow));
+    auto throwing = std::make_shared<FaultInjectingDevice>(rig.device(naa));
+    throwing->misbehave_on_opcode(opcode, FaultInjectingDevice::Misbehaviour::kThrow);
+    rig.route(naa, throwing);
     xcopy::CopyEngine e(rig.resolver(), {});
     const auto list = make_list({describe(*a), describe(*b)}, {block_to_block(0, 1, 0, 0, 64)},
                                 xcopy::ListIdUsage::kHold, 2);

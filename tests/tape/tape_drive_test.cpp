@@ -163,6 +163,38 @@ TEST_F(TapeDriveFaults, TransportFailureAndDelay) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
 }
 
+TEST_F(TapeDriveFaults, MisbehavingDevicesAreInjectedPerOperationCode) {
+  using Misbehaviour = scsi::FaultInjectingDevice::Misbehaviour;
+  constexpr std::uint8_t kRead6 = 0x08;
+  const Bytes rec = scsi::testing::pattern(1000, 2);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(drive_->write(rec).ok());
+  ASSERT_TRUE(drive_->rewind().ok());
+  // GOOD with half the record: the rest of the buffer zeroed.
+  faulty_->misbehave_on_opcode(kRead6, Misbehaviour::kHalfData);
+  Bytes buffer(1000, 0xEE);
+  TapeDrive::Read r = drive_->read(buffer);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_EQ(r.bytes, 500u);
+  EXPECT_TRUE(std::equal(rec.begin(), rec.begin() + 500, buffer.begin()));
+  EXPECT_TRUE(std::all_of(buffer.begin() + 500, buffer.end(), [](auto b) { return b == 0; }));
+  // GOOD with nothing, and the drive does not move.
+  faulty_->misbehave_on_opcode(kRead6, Misbehaviour::kEmptyGood);
+  r = drive_->read(buffer);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_EQ(r.bytes, 0u);
+  EXPECT_EQ(drive_->read_position().object, 1u);
+  // An exception out of execute().
+  faulty_->misbehave_on_opcode(kRead6, Misbehaviour::kThrow);
+  EXPECT_THROW(drive_->read(buffer), std::bad_alloc);
+  EXPECT_EQ(faulty_->misbehaved(), 3u);
+  // Other operation codes pass, and clear() ends the rule.
+  EXPECT_TRUE(drive_->test_unit_ready().ok());
+  faulty_->clear();
+  r = drive_->read(buffer);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_EQ(buffer, rec);
+}
+
 TEST_F(TapeDriveFaults, CapacityFromTheLogPage) {
   TapeDrive::Capacity c = drive_->capacity();
   ASSERT_TRUE(c.status.ok());
