@@ -787,9 +787,10 @@ std::uint64_t Cartridge::end_of_data() const { return impl_->end; }
 std::uint64_t Cartridge::file_number() const {
   Impl& m = *impl_;
   if (const auto f = m.file_of(m.pos)) return *f;
-  // An unreadable entry: the count of the nearest readable one before it
-  // (a filemark whose entry is damaged goes uncounted).
-  for (std::uint64_t n = m.pos; n-- > 0;) {
+  // An unreadable entry: the count of the nearest readable one before it,
+  // within two pages of the table (a damaged filemark goes uncounted; a
+  // longer run of damage is not walked: 0).
+  for (std::uint64_t n = m.pos; n-- > 0 && m.pos - n <= 2 * kPageEntries;) {
     if (const auto e = m.entry(n)) return e->file_after();
   }
   return 0;
