@@ -215,26 +215,10 @@ NDMP_TARGET_VECTOR __m128i fold128(__m128i x, FoldKeys k) {
   return _mm_xor_si128(_mm_clmulepi64_si128(x, keys, 0x00), _mm_clmulepi64_si128(x, keys, 0x11));
 }
 
-NDMP_TARGET_VECTOR std::uint32_t update_vector(std::uint32_t crc, const std::uint8_t* p,
-                                               std::size_t n) {
-  if (n < 1024) return update_hardware(crc, p, n);
-  // The register enters as the first 32 bits of the message.
-  __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(p),
-                                _mm512_zextsi128_si512(_mm_cvtsi32_si128(static_cast<int>(crc))));
-  __m512i x1 = _mm512_loadu_si512(p + 64);
-  __m512i x2 = _mm512_loadu_si512(p + 128);
-  __m512i x3 = _mm512_loadu_si512(p + 192);
-  p += 256;
-  n -= 256;
-  const __m512i k2048 = keys512(kFold2048);
-  while (n >= 256) {
-    x0 = fold512(x0, k2048, _mm512_loadu_si512(p));
-    x1 = fold512(x1, k2048, _mm512_loadu_si512(p + 64));
-    x2 = fold512(x2, k2048, _mm512_loadu_si512(p + 128));
-    x3 = fold512(x3, k2048, _mm512_loadu_si512(p + 192));
-    p += 256;
-    n -= 256;
-  }
+// The register after the four lanes x0..x3 (64 bytes each, in message
+// order) have been folded into the last 128 bits, run through crc32 from
+// zero.
+NDMP_TARGET_VECTOR std::uint32_t reduce(__m512i x0, __m512i x1, __m512i x2, __m512i x3) {
   x3 = fold512(x0, keys512(kFold1536), x3);
   x3 = fold512(x1, keys512(kFold1024), x3);
   x3 = fold512(x2, keys512(kFold512), x3);
@@ -247,9 +231,90 @@ NDMP_TARGET_VECTOR std::uint32_t update_vector(std::uint32_t crc, const std::uin
   v = _mm_xor_si128(v, fold128(lane(0), kFold384));
   v = _mm_xor_si128(v, fold128(lane(1), kFold256));
   v = _mm_xor_si128(v, fold128(lane(2), kFold128));
-  std::uint64_t c = _mm_crc32_u64(0, static_cast<std::uint64_t>(_mm_cvtsi128_si64(v)));
-  c = _mm_crc32_u64(c, static_cast<std::uint64_t>(_mm_extract_epi64(v, 1)));
-  return update_hardware(static_cast<std::uint32_t>(c), p, n);
+  const std::uint64_t c = _mm_crc32_u64(0, static_cast<std::uint64_t>(_mm_cvtsi128_si64(v)));
+  return static_cast<std::uint32_t>(
+      _mm_crc32_u64(c, static_cast<std::uint64_t>(_mm_extract_epi64(v, 1))));
+}
+
+// The first 256 bytes, with the register entering as the first 32 bits of
+// the message.
+NDMP_TARGET_VECTOR void load_first(std::uint32_t crc, const std::uint8_t* p, __m512i& x0,
+                                   __m512i& x1, __m512i& x2, __m512i& x3) {
+  x0 = _mm512_xor_si512(_mm512_loadu_si512(p),
+                        _mm512_zextsi128_si512(_mm_cvtsi32_si128(static_cast<int>(crc))));
+  x1 = _mm512_loadu_si512(p + 64);
+  x2 = _mm512_loadu_si512(p + 128);
+  x3 = _mm512_loadu_si512(p + 192);
+}
+
+NDMP_TARGET_VECTOR void fold256(const std::uint8_t* p, __m512i k2048, __m512i& x0, __m512i& x1,
+                                __m512i& x2, __m512i& x3) {
+  x0 = fold512(x0, k2048, _mm512_loadu_si512(p));
+  x1 = fold512(x1, k2048, _mm512_loadu_si512(p + 64));
+  x2 = fold512(x2, k2048, _mm512_loadu_si512(p + 128));
+  x3 = fold512(x3, k2048, _mm512_loadu_si512(p + 192));
+}
+
+// The vector unit folds while the integer unit runs crc32: a stretch of
+// kHybridSteps x 256 bytes is folded, and the three stretches of
+// kHybridSteps x kHybridWord bytes after it go through crc32 as three
+// streams, in the same loop, so that both units are busy (about 1.4 times
+// the speed of folding alone).  The four registers are then joined by
+// shifting.
+constexpr std::size_t kHybridSteps = 64;
+constexpr std::size_t kHybridWord = 48;  // bytes of each crc32 stream per step
+constexpr std::size_t kHybridStretch = kHybridSteps * kHybridWord;
+constexpr std::size_t kHybridBlock = kHybridSteps * 256 + 3 * kHybridStretch;
+
+const Shift& shift_hybrid() {
+  static const Shift s(kHybridStretch);
+  return s;
+}
+
+NDMP_TARGET_VECTOR std::uint32_t hybrid_block(std::uint32_t crc, const std::uint8_t* p,
+                                              __m512i k2048, const Shift& shift) {
+  const std::uint8_t* s = p + kHybridSteps * 256;
+  __m512i x0, x1, x2, x3;
+  load_first(crc, p, x0, x1, x2, x3);
+  std::uint64_t c0 = 0;
+  std::uint64_t c1 = 0;
+  std::uint64_t c2 = 0;
+  for (std::size_t step = 0; step < kHybridSteps; ++step) {
+    if (step > 0) fold256(p + 256 * step, k2048, x0, x1, x2, x3);
+    const std::uint8_t* w = s + kHybridWord * step;
+    for (std::size_t i = 0; i < kHybridWord; i += 8) {
+      c0 = crc_word(c0, w + i);
+      c1 = crc_word(c1, w + kHybridStretch + i);
+      c2 = crc_word(c2, w + 2 * kHybridStretch + i);
+    }
+  }
+  std::uint32_t c = shift(reduce(x0, x1, x2, x3)) ^ static_cast<std::uint32_t>(c0);
+  c = shift(c) ^ static_cast<std::uint32_t>(c1);
+  return shift(c) ^ static_cast<std::uint32_t>(c2);
+}
+
+NDMP_TARGET_VECTOR std::uint32_t update_vector(std::uint32_t crc, const std::uint8_t* p,
+                                               std::size_t n) {
+  const __m512i k2048 = keys512(kFold2048);
+  if (n >= kHybridBlock) {
+    const Shift& shift = shift_hybrid();
+    do {
+      crc = hybrid_block(crc, p, k2048, shift);
+      p += kHybridBlock;
+      n -= kHybridBlock;
+    } while (n >= kHybridBlock);
+  }
+  if (n < 1024) return update_hardware(crc, p, n);
+  __m512i x0, x1, x2, x3;
+  load_first(crc, p, x0, x1, x2, x3);
+  p += 256;
+  n -= 256;
+  while (n >= 256) {
+    fold256(p, k2048, x0, x1, x2, x3);
+    p += 256;
+    n -= 256;
+  }
+  return update_hardware(reduce(x0, x1, x2, x3), p, n);
 }
 
 #undef NDMP_TARGET_VECTOR
@@ -264,6 +329,7 @@ Update choose() {
     // Build the tables now, so that the first checksum does not pay for it.
     shift_long();
     shift_short();
+    if (crc32c_impl::vector_available()) shift_hybrid();
     return crc32c_impl::vector_available() ? update_vector : update_hardware;
   }
 #endif

@@ -73,14 +73,16 @@ TEST(Crc32c, KnownVectors) {
 
 TEST(Crc32c, ImplementationsAgreeAndExtendIsConcatenation) {
   std::mt19937_64 rng(7);
-  Bytes data(200000);
+  Bytes data(270000);
   for (auto& b : data) b = static_cast<std::uint8_t>(rng());
-  // Lengths around the interleaved strides (3 x 256, 3 x 8192) and the
-  // folding thresholds (1024, then 256 at a time); offsets that misalign
+  // Lengths around the interleaved strides (3 x 256, 3 x 8192), the
+  // folding thresholds (1024, then 256 at a time) and the block where
+  // folding and crc32 run together (25600); offsets that misalign
   // the start.
   for (std::size_t length :
-       {0u,    1u,    7u,    8u,    9u,    767u,   768u,   769u,   1023u,  1024u,   1025u,
-        1279u, 1280u, 1281u, 1536u, 2047u, 24575u, 24576u, 24577u, 65536u, 100000u, 199990u}) {
+       {0u,     1u,     7u,     8u,     9u,     767u,   768u,   769u,    1023u,   1024u,
+        1025u,  1279u,  1280u,  1281u,  1536u,  2047u,  24575u, 24576u,  24577u,  25599u,
+        25600u, 25601u, 26623u, 51199u, 51200u, 51201u, 65536u, 100000u, 199990u, 262144u}) {
     for (std::size_t offset : {0u, 1u, 5u}) {
       const std::span<const std::uint8_t> s(data.data() + offset, length);
       const std::uint32_t whole = crc32c(s);
