@@ -1,9 +1,11 @@
 // Throughput of the cartridge file against dd on the same filesystem: 1 GiB
-// written and read back in 256 KiB blocks through scsi::emu::Cartridge, and
-// `dd bs=256k count=4096` writing and reading a plain file, alternating,
-// five rounds; prints medians and ratios.  Also CRC-32C throughput.
+// written and read back in blocks of RECORD bytes (default 256 KiB) through
+// scsi::emu::Cartridge, and `dd bs=RECORD` writing and reading a plain file
+// of the same size, alternating, five rounds; prints medians and ratios.
+// Also CRC-32C throughput.  RECORD=10240 is what ndmjob's tar backups write
+// (20 blocks of 512 bytes).
 //
-//   cartridge_bench [DIRECTORY]     (default: $TMPDIR, else /tmp)
+//   cartridge_bench [DIRECTORY [RECORD]]   (default: $TMPDIR, else /tmp)
 //
 // Neither side syncs while timed: both measure the path into and out of the
 // page cache, which is where a cartridge's cost over a plain file shows.
@@ -34,10 +36,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using scsi::emu::Cartridge;
 
-constexpr std::size_t kBlock = 256 << 10;
-constexpr std::size_t kBlocks = 4096;  // 1 GiB
+constexpr std::size_t kBlock = 256 << 10;  // the CRC figures' block
 constexpr int kRounds = 5;
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -64,7 +64,8 @@ void remove_cartridge(const fs::path& p) {
   fs::remove(fs::path(p.string() + ".data"));
 }
 
-double cartridge_write(const fs::path& p, const std::vector<std::uint8_t>& block) {
+double cartridge_write(const fs::path& p, const std::vector<std::uint8_t>& block,
+                       std::size_t blocks) {
   remove_cartridge(p);
   ::sync();
   const auto start = Clock::now();
@@ -74,7 +75,7 @@ double cartridge_write(const fs::path& p, const std::vector<std::uint8_t>& block
     std::fprintf(stderr, "create: %s\n", error.c_str());
     return -1;
   }
-  for (std::size_t i = 0; i < kBlocks; ++i) {
+  for (std::size_t i = 0; i < blocks; ++i) {
     if (c->write_block(block, error) != Cartridge::WriteResult::kOk) {
       std::fprintf(stderr, "write: %s\n", error.c_str());
       return -1;
@@ -84,7 +85,7 @@ double cartridge_write(const fs::path& p, const std::vector<std::uint8_t>& block
   return seconds_since(start);
 }
 
-double cartridge_read(const fs::path& p, std::vector<std::uint8_t>& buffer) {
+double cartridge_read(const fs::path& p, std::vector<std::uint8_t>& buffer, std::size_t blocks) {
   const auto start = Clock::now();
   std::string error;
   auto c = Cartridge::open(p, error);
@@ -93,8 +94,8 @@ double cartridge_read(const fs::path& p, std::vector<std::uint8_t>& buffer) {
     return -1;
   }
   std::uint32_t size = 0;
-  for (std::size_t i = 0; i < kBlocks; ++i) {
-    if (!c->read_block(buffer, size, error) || size != kBlock) {
+  for (std::size_t i = 0; i < blocks; ++i) {
+    if (!c->read_block(buffer, size, error) || size != buffer.size()) {
       std::fprintf(stderr, "read: %s\n", error.c_str());
       return -1;
     }
@@ -136,27 +137,35 @@ void crc_figures() {
 int main(int argc, char** argv) {
   const char* tmp = std::getenv("TMPDIR");
   const fs::path dir = argc > 1 ? argv[1] : (tmp != nullptr ? tmp : "/tmp");
+  const std::size_t record = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : kBlock;
+  if (record == 0 || record > Cartridge::kMaxBlock) {
+    std::fprintf(stderr, "RECORD must be 1..%zu bytes\n", Cartridge::kMaxBlock);
+    return 2;
+  }
+  const std::size_t blocks = (1u << 30) / record;  // about 1 GiB
+  const std::string bs = "bs=" + std::to_string(record);
+  const std::string count = "count=" + std::to_string(blocks);
   const fs::path plain = dir / "cartridge_bench.dd";
   const fs::path cartridge = dir / "cartridge_bench.vtape";
   crc_figures();
 
-  std::vector<std::uint8_t> block(kBlock);
+  std::vector<std::uint8_t> block(record);
   std::mt19937_64 rng(2);
   for (auto& x : block) x = static_cast<std::uint8_t>(rng());
-  std::vector<std::uint8_t> buffer(kBlock);
+  std::vector<std::uint8_t> buffer(record);
 
   std::vector<double> dd_w, dd_r, c_w, c_r;
   for (int round = 0; round < kRounds; ++round) {
     const auto dd = [&] {
       fs::remove(plain);
       ::sync();
-      dd_w.push_back(run_dd({"if=/dev/zero", "of=" + plain.string(), "bs=256k", "count=4096"}));
-      dd_r.push_back(run_dd({"if=" + plain.string(), "of=/dev/null", "bs=256k"}));
+      dd_w.push_back(run_dd({"if=/dev/zero", "of=" + plain.string(), bs, count}));
+      dd_r.push_back(run_dd({"if=" + plain.string(), "of=/dev/null", bs}));
       fs::remove(plain);
     };
     const auto ours = [&] {
-      c_w.push_back(cartridge_write(cartridge, block));
-      c_r.push_back(cartridge_read(cartridge, buffer));
+      c_w.push_back(cartridge_write(cartridge, block, blocks));
+      c_r.push_back(cartridge_read(cartridge, buffer, blocks));
       remove_cartridge(cartridge);
     };
     if (round % 2 == 0) {
@@ -176,11 +185,12 @@ int main(int argc, char** argv) {
     }
   }
   const double w_dd = median(dd_w), w_c = median(c_w), r_dd = median(dd_r), r_c = median(c_r);
-  std::printf("medians of %d rounds, 1 GiB in 256 KiB blocks, in %s:\n", kRounds,
+  const double bytes = static_cast<double>(blocks * record);
+  std::printf("medians of %d rounds, %zu blocks of %zu bytes, in %s:\n", kRounds, blocks, record,
               dir.string().c_str());
   std::printf("  write: dd %.0f MiB/s, cartridge %.0f MiB/s, cartridge/dd = %.2f\n",
-              kGiB / w_dd / (1 << 20), kGiB / w_c / (1 << 20), w_dd / w_c);
+              bytes / w_dd / (1 << 20), bytes / w_c / (1 << 20), w_dd / w_c);
   std::printf("  read:  dd %.0f MiB/s, cartridge %.0f MiB/s, cartridge/dd = %.2f\n",
-              kGiB / r_dd / (1 << 20), kGiB / r_c / (1 << 20), r_dd / r_c);
+              bytes / r_dd / (1 << 20), bytes / r_c / (1 << 20), r_dd / r_c);
   return 0;
 }
