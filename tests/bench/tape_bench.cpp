@@ -1,10 +1,12 @@
 // Tape benchmark (run on demand; prints figures, asserts nothing): write
-// and read 1 GiB in 256 KiB records through the whole emulated path —
-// TapeDrive -> EmulatedDevice -> SscDrive -> Cartridge file — against dd
-// of the same amount to and from a file in the same directory, in the
-// same run, rounds alternating, medians reported.
+// and read 1 GiB in 256 KiB records (or --record bytes) through the whole
+// emulated path — TapeDrive -> EmulatedDevice -> SscDrive -> Cartridge
+// file — against dd of the same amount, in the same record size, to and
+// from a file in the same directory, in the same run, rounds alternating,
+// medians reported.  Also the same records written in fixed-block mode,
+// about 1 MiB per WRITE: what one command per record costs.
 //
-//   tape_bench [--dir DIR] [--mib 1024] [--rounds 5]
+//   tape_bench [--dir DIR] [--mib 1024] [--rounds 5] [--record 262144]
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -62,15 +64,18 @@ int main(int argc, char** argv) {
   CLI::App app{"emulated tape throughput against dd"};
   std::string dir_arg;
   int mib = 1024, rounds = 5;
+  std::size_t record_size = 256u << 10;
   app.add_option("--dir", dir_arg, "scratch directory (default: a new one in /tmp)");
   app.add_option("--mib", mib, "MiB per pass");
   app.add_option("--rounds", rounds, "passes of each");
+  app.add_option("--record", record_size, "record size in bytes")->check(CLI::Range(1, 1 << 24));
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/ndmpd-tapebench-XXXXXX";
   const fs::path dir = dir_arg.empty() ? fs::path(::mkdtemp(tmpl)) : fs::path(dir_arg);
-  constexpr std::size_t kRecord = 256u << 10;
-  const std::size_t records = std::size_t(mib) * (1u << 20) / kRecord;
+  const std::size_t records = std::size_t(mib) * (1u << 20) / record_size;
+  // Records per fixed-block WRITE: about 1 MiB.
+  const std::size_t per_write = std::max<std::size_t>(1, (1u << 20) / record_size);
 
   tape::RegistrySpec spec;
   spec.state_dir = dir;
@@ -96,14 +101,17 @@ int main(int argc, char** argv) {
   drive.wait_ready(std::chrono::seconds(5));
 
   // Page-aligned buffers, as dd's are (and as the mover's are).
-  scsi::PageBytes record(kRecord);
+  scsi::PageBytes record(record_size);
   for (std::size_t i = 0; i < record.size(); ++i) record[i] = static_cast<std::uint8_t>(i * 131);
-  scsi::PageBytes back(kRecord);
+  scsi::PageBytes back(record_size);
+  scsi::PageBytes batch(per_write * record_size);
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i] = record[i % record_size];
   const std::string dd_file = (dir / "dd.out").string();
   const std::string count = "count=" + std::to_string(records);
+  const std::string bs = "bs=" + std::to_string(record_size);
 
   const auto unit = registry->libraries()[0]->drives()[0];
-  std::vector<double> tw, tr, tr_unverified, dw, dr;
+  std::vector<double> tw, tw_fixed, tr, tr_unverified, dw, dr;
   for (int round = 0; round < rounds; ++round) {
     // Tape: write, a filemark (which syncs, as conv=fdatasync does), read.
     drive.rewind();
@@ -134,15 +142,39 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < records; ++i) drive.read(back);
     tr_unverified.push_back(seconds_since(start));
     unit->set_verify_reads(true);
+    // The same records in fixed-block mode, per_write of them per WRITE.
+    drive.rewind();
+    if (const tape::Status s = drive.set_block_length(static_cast<std::uint32_t>(record_size));
+        !s.ok()) {
+      std::fprintf(stderr, "fixed-block mode: %s\n", s.describe().c_str());
+      return 1;
+    }
+    start = Clock::now();
+    for (std::size_t i = 0; i < records; i += per_write) {
+      const std::size_t n = std::min(per_write, records - i);
+      const tape::Status s = drive.write_fixed(std::span(batch).first(n * record_size),
+                                               static_cast<std::uint32_t>(record_size));
+      if (!s.ok()) {
+        std::fprintf(stderr, "fixed write %zu: %s\n", i, s.describe().c_str());
+        return 1;
+      }
+    }
+    drive.write_filemarks(1);
+    tw_fixed.push_back(seconds_since(start));
+    drive.set_block_length(0);
     // dd: the same bytes to a file in the same directory, and back.
-    dw.push_back(run_dd({"if=/dev/zero", "of=" + dd_file, "bs=256k", count, "conv=fdatasync"}));
-    dr.push_back(run_dd({"if=" + dd_file, "of=/dev/null", "bs=256k", count}));
+    dw.push_back(run_dd({"if=/dev/zero", "of=" + dd_file, bs, count, "conv=fdatasync"}));
+    dr.push_back(run_dd({"if=" + dd_file, "of=/dev/null", bs, count}));
   }
-  const double mb = double(records) * kRecord / 1e6;
-  std::printf("%d MiB in 256 KiB records, median of %d rounds (dir %s)\n", mib, rounds,
-              dir.c_str());
+  const double mb = double(records) * record_size / 1e6;
+  std::printf("%d MiB in records of %zu bytes, median of %d rounds (dir %s)\n", mib, record_size,
+              rounds, dir.c_str());
   std::printf("  write: emulated tape %7.0f MB/s   dd %7.0f MB/s   ratio %.2f\n", mb / median(tw),
               mb / median(dw), median(dw) / median(tw));
+  std::printf(
+      "  write: emulated tape %7.0f MB/s   dd %7.0f MB/s   ratio %.2f  (fixed-block mode, %zu "
+      "records per WRITE)\n",
+      mb / median(tw_fixed), mb / median(dw), median(dw) / median(tw_fixed), per_write);
   std::printf("  read:  emulated tape %7.0f MB/s   dd %7.0f MB/s   ratio %.2f  (CRC checked)\n",
               mb / median(tr), mb / median(dr), median(dr) / median(tr));
   std::printf(
