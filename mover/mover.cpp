@@ -25,8 +25,6 @@ namespace {
 
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 
-bool written(const tape::Status& s) { return s.ok() || s.condition == Condition::kEarlyWarning; }
-
 }  // namespace
 
 // Records from the connection: data holds whole records (the last one of
@@ -433,28 +431,15 @@ asio::awaitable<void> Mover::backup_writer() {
     if (b.done + k * rs > b.filled) {
       std::memset(b.data.data() + b.filled, 0, b.done + k * rs - b.filled);  // the pad
     }
-    struct Outcome {
-      std::size_t count = 0;
-      tape::Status status;
-    };
-    const std::uint8_t* from = b.data.data() + b.done;
-    const Outcome out = co_await offload(workers_, [head, from, k, rs] {
-      Outcome o;
-      for (; o.count < k; ++o.count) {
-        o.status = head->write(std::span(from + o.count * rs, rs));
-        if (!o.status.ok()) {
-          if (written(o.status)) ++o.count;
-          break;
-        }
-      }
-      return o;
-    });
+    const std::span<const std::uint8_t> records_out(b.data.data() + b.done, k * rs);
+    const tape::TapeHead::Writes out = co_await offload(
+        workers_, [head, records_out, rs] { return head->write_records(records_out, rs); });
     last_position_ = head->position();
-    if (out.count > 0) {
-      const std::size_t bytes = std::min(out.count * rs, b.filled - b.done);
+    if (out.records > 0) {
+      const std::size_t bytes = std::min(out.records * rs, b.filled - b.done);
       st_.bytes_moved += bytes;  // without the pad
-      st_.record_num += out.count;
-      b.done = std::min(b.done + out.count * rs, b.filled);
+      st_.record_num += out.records;
+      b.done = std::min(b.done + out.records * rs, b.filled);
       hooks_.wrote();
     }
     if (out.status.ok()) continue;

@@ -287,6 +287,97 @@ Status TapeHead::write(std::span<const std::uint8_t> data) {
   return s;
 }
 
+TapeHead::Writes TapeHead::write_records(std::span<const std::uint8_t> data,
+                                         std::size_t record_size) {
+  Writes w;
+  if (record_size == 0 || data.size() % record_size != 0) {
+    w.status = with(Condition::kIllegalRequest, "not a whole number of records");
+    return w;
+  }
+  const std::size_t count = data.size() / record_size;
+  const bool may_batch = batch_writes_ && positioning_ == Positioning::kDrive && count > 1 &&
+                         record_size <= kBatchBytes / 2;  // (and so within a 24-bit length)
+  const std::optional<std::uint32_t> mode = may_batch ? block_length() : std::nullopt;
+  if (mode && *mode == 0) {
+    const std::size_t per_write = kBatchBytes / record_size;
+    while (w.records < count) {
+      const std::size_t n = std::min(per_write, count - w.records);
+      if (n < 2) break;  // one record: an ordinary WRITE
+      Writes batch;
+      if (!write_batch(data.subspan(w.records * record_size, n * record_size),
+                       static_cast<std::uint32_t>(record_size), batch)) {
+        batch_writes_ = false;  // the drive would not take the mode: one record per WRITE
+        break;
+      }
+      w.records += batch.records;
+      w.status = batch.status;
+      if (!batch.status.ok()) return w;
+    }
+  }
+  for (; w.records < count; ++w.records) {
+    w.status = write(data.subspan(w.records * record_size, record_size));
+    if (!w.status.ok()) {
+      if (w.status.condition == Condition::kEarlyWarning) ++w.records;
+      return w;
+    }
+  }
+  return w;
+}
+
+bool TapeHead::write_batch(std::span<const std::uint8_t> data, std::uint32_t record_size,
+                           Writes& out) {
+  if (Status s = settle(); !s.ok()) {
+    out.status = s;
+    return true;
+  }
+  if (Status s = drive_.set_block_length(record_size); !s.ok()) {
+    block_length_.reset();  // unknown now; sensed again when asked
+    if (s.condition == Condition::kIllegalRequest) return false;
+    out.status = attention(s);
+    return true;
+  }
+  const std::size_t count = data.size() / record_size;
+  const Status& s = out.status = attention(drive_.write_fixed(data, record_size));
+  if (s.condition == Condition::kIllegalRequest) {  // nothing written: not in batches, then
+    if (drive_.set_block_length(0).ok()) {
+      block_length_ = 0;
+    } else {
+      block_length_.reset();
+    }
+    return false;
+  }
+  // How many blocks reached the tape: all of them, or at early warning and
+  // on overflow all but INFORMATION's count.  Any other failure, or an
+  // overflow that does not say, leaves the count and the position unknown.
+  const bool counted =
+      s.ok() || ((s.condition == Condition::kEarlyWarning || s.condition == Condition::kOverflow) &&
+                 (s.residue_valid || s.condition == Condition::kEarlyWarning));
+  if (counted) {
+    const std::size_t not_written =
+        s.residue_valid && s.residue > 0
+            ? std::min<std::size_t>(count, static_cast<std::size_t>(s.residue))
+            : 0;
+    out.records = count - not_written;
+  }
+  if (s.condition != Condition::kWriteProtected) {
+    wrote_at_head();
+    if (counted) {
+      add(position_.record, out.records);
+    } else {
+      position_.unknown();
+    }
+  }
+  // Back to variable block mode, whatever the WRITE did.
+  const Status back = drive_.set_block_length(0);
+  if (back.ok()) {
+    block_length_ = 0;
+  } else {
+    block_length_.reset();
+    if (out.status.ok()) out.status = attention(back);
+  }
+  return true;
+}
+
 Status TapeHead::write_filemarks(std::uint32_t count) {
   if (count == 0) return {};
   if (Status s = settle(); !s.ok()) return s;

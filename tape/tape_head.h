@@ -95,6 +95,26 @@ class TapeHead {
   Status write(std::span<const std::uint8_t> data);
   Status write_filemarks(std::uint32_t count);
 
+  // data.size() / record_size records of record_size bytes (a whole
+  // number of them), written in order until one fails: one WRITE per
+  // record, or, where the head may batch (set_batch_writes) and the drive
+  // is in variable block mode, records that go out together in fixed block
+  // mode, block length record_size, up to kBatchBytes per WRITE, the drive
+  // put back in variable mode after each.  Blocks of one length written
+  // either way are the same records on the tape.  `records`: how many
+  // reached the tape (those written past early warning included).
+  struct Writes {
+    std::size_t records = 0;
+    Status status;  // of the last WRITE: kOk, kEarlyWarning, kOverflow, an error
+  };
+  Writes write_records(std::span<const std::uint8_t> data, std::size_t record_size);
+  // Whether write_records() may batch: for drives whose MODE SELECT costs
+  // nothing (the virtual library's).  A real drive may stop streaming on a
+  // mode change, so it writes one record per command.  Only with kDrive
+  // positioning, in any case.
+  void set_batch_writes(bool on) { batch_writes_ = on; }
+  static constexpr std::size_t kBatchBytes = 2u << 20;
+
   // Brings the drive's head where position() says.  Before anything else
   // uses the drive (a pass-through command, the next session).
   Status settle();
@@ -116,6 +136,9 @@ class TapeHead {
   Status know_block_length();
   Status not_known() const;
   void wrote_at_head();
+  // write_records() for one batch of `count` records in fixed block mode;
+  // false (nothing written) if the drive would not take the mode.
+  bool write_batch(std::span<const std::uint8_t> data, std::uint32_t record_size, Writes& out);
 
   // The outcome of a SPACE over `count` into `m`; false (the position
   // unknown, nothing done) if the drive did not end the motion normally.
@@ -133,6 +156,7 @@ class TapeHead {
   Positioning positioning_ = Positioning::kDrive;
   HeadPosition position_;
   std::optional<std::uint32_t> block_length_;
+  bool batch_writes_ = false;
   // Host positioning: the drive's head is past the filemark that ends the
   // file the position is in (a read met it).
   bool past_filemark_ = false;

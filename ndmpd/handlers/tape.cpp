@@ -94,6 +94,9 @@ asio::awaitable<Reply> tape_open(SessionContext& s, const ndmp4_tape_open_reques
   t->mode = mode;
   t->device = entry->device;
   t->head = std::make_unique<tape::TapeHead>(entry->device);
+  // The virtual library's drives take the mover's records in batches (a
+  // MODE SELECT costs them nothing); a real drive gets one WRITE per record.
+  t->head->set_batch_writes(entry->emulated);
   const std::optional<DeviceLocks::Parked> parked = s.server.locks.parked(name);
 
   // What the drive holds and where its head is, on the worker pool.

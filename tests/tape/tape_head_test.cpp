@@ -25,6 +25,7 @@
 #include <functional>
 
 #include "scsi/emu_support.h"
+#include "scsi/fault.h"
 #include "scsi/tgt_fixture.h"
 #include "scsi/transport_iscsi.h"
 #include "tape/media_changer.h"
@@ -658,9 +659,171 @@ TEST_P(TapeHeadTest, UnitAttentionIsReturnedAndLosesThePosition) {
   EXPECT_TRUE(At(0, 0));
 }
 
+// write_records() with batches allowed: where the head batches (the
+// emulated drive, positioned by the drive) the records go out in fixed
+// block mode; elsewhere one WRITE each.  Either way the tape holds the same
+// records, the head counts them, and the drive is left in variable mode.
+TEST_P(TapeHeadTest, WriteRecordsLeavesTheSameRecordsAndTheModeAsItWas) {
+  constexpr std::size_t kSize = 1000;
+  constexpr std::size_t kCount = 7;
+  Bytes data;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    const Bytes r = scsi::testing::pattern(kSize, static_cast<std::uint32_t>(7000 + i));
+    data.insert(data.end(), r.begin(), r.end());
+  }
+  for (const bool batch : {true, false}) {
+    SCOPED_TRACE(batch ? "batches allowed" : "one WRITE per record");
+    head_ = new_head();
+    head_->set_batch_writes(batch);
+    ASSERT_TRUE(head_->rewind().ok());
+    const TapeHead::Writes w = head_->write_records(data, kSize);
+    ASSERT_TRUE(w.status.ok()) << w.status.describe();
+    EXPECT_EQ(w.records, kCount);
+    EXPECT_TRUE(At(0, kCount));
+    ASSERT_TRUE(head_->write_filemarks(1).ok());
+    EXPECT_EQ(head_->block_length(), std::optional<std::uint32_t>(0));
+    TapeDrive fresh(device_, timeouts());
+    EXPECT_EQ(fresh.mode().block_length, 0u) << "the drive's own mode";
+    ASSERT_TRUE(head_->rewind().ok());
+    for (std::size_t i = 0; i < kCount; ++i) {
+      ASSERT_TRUE(ReadsRecord(Bytes(data.begin() + static_cast<std::ptrdiff_t>(i * kSize),
+                                    data.begin() + static_cast<std::ptrdiff_t>((i + 1) * kSize))))
+          << i;
+    }
+    EXPECT_TRUE(ReadMeets(Condition::kFilemark));
+  }
+  // Not whole records: refused, nothing written.
+  head_ = new_head();
+  ASSERT_TRUE(head_->rewind().ok());
+  const TapeHead::Writes bad = head_->write_records(std::span(data).first(1500), kSize);
+  EXPECT_EQ(bad.status.condition, Condition::kIllegalRequest);
+  EXPECT_EQ(bad.records, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Drives, TapeHeadTest,
                          ::testing::Values(Rig::kEmulatedDrive, Rig::kEmulatedHost, Rig::kTgtHost),
                          rig_name);
+
+// A cartridge of 1 MiB (early warning at 512 KiB) in drive 0 of a library
+// of its own, seen through a FaultInjectingDevice.
+class TapeHeadBatches : public ::testing::Test {
+ protected:
+  static constexpr std::size_t kSize = 10240;
+  static constexpr std::size_t kCount = 64;  // 640 KiB per write_records()
+
+  void SetUp() override {
+    std::string error;
+    lib_ = scsi::emu::VirtualLibrary::open(
+        scsi::testing::library_spec(dir_.path() / "vtl", 1, 1u << 20, 512u << 10),
+        scsi::testing::test_installation_id(), error);
+    ASSERT_TRUE(lib_) << error;
+    MediaChanger changer(
+        std::make_shared<scsi::emu::EmulatedDevice>(lib_->changer(), lib_->changer_name()));
+    ASSERT_TRUE(
+        changer.move(scsi::emu::VirtualLibrary::kFirstSlot, scsi::emu::VirtualLibrary::kFirstDrive)
+            .ok());
+    faulty_ = std::make_shared<scsi::FaultInjectingDevice>(
+        std::make_shared<scsi::emu::EmulatedDevice>(lib_->drives()[0], lib_->drive_name(0)));
+    head_ = std::make_unique<TapeHead>(faulty_);
+    head_->set_batch_writes(true);
+    ASSERT_TRUE(head_->drive().wait_ready(std::chrono::seconds(10)).ok());
+    ASSERT_TRUE(head_->rewind().ok());
+  }
+
+  static Bytes records(std::uint32_t seed) {
+    Bytes data;
+    for (std::size_t i = 0; i < kCount; ++i) {
+      const Bytes r = scsi::testing::pattern(kSize, seed + static_cast<std::uint32_t>(i));
+      data.insert(data.end(), r.begin(), r.end());
+    }
+    return data;
+  }
+
+  // From BOP: the records of `parts` in order, then end of data.
+  void expect_tape_holds(const std::vector<Bytes>& parts) {
+    ASSERT_TRUE(head_->rewind().ok());
+    Bytes buf(kSize + 100);
+    std::size_t n = 0;
+    for (const Bytes& part : parts) {
+      for (std::size_t at = 0; at < part.size(); at += kSize, ++n) {
+        const TapeDrive::Read r = head_->read(buf);
+        ASSERT_TRUE(r.status.ok()) << "record " << n << ": " << r.status.describe();
+        ASSERT_EQ(r.bytes, kSize) << "record " << n;
+        ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + kSize,
+                               part.begin() + static_cast<std::ptrdiff_t>(at)))
+            << "record " << n;
+      }
+    }
+    EXPECT_EQ(head_->read(buf).status.condition, Condition::kEndOfData) << "after " << n;
+  }
+
+  static Bytes first(const Bytes& b, std::size_t records) {
+    return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(records * kSize));
+  }
+
+  scsi::testing::ScratchDir dir_{"tapehead-batches"};
+  std::unique_ptr<scsi::emu::VirtualLibrary> lib_;
+  std::shared_ptr<scsi::FaultInjectingDevice> faulty_;
+  std::unique_ptr<TapeHead> head_;
+};
+
+// A batch that crosses early warning is written whole and counted, in a
+// handful of commands; one that meets the end of the cartridge writes what
+// fits, says how much, and the head counts exactly that.
+TEST_F(TapeHeadBatches, EarlyWarningAndOverflowInABatchAreCounted) {
+  const Bytes a = records(100);
+  const std::uint64_t before = faulty_->commands_seen();
+  const TapeHead::Writes wa = head_->write_records(a, kSize);
+  EXPECT_EQ(wa.status.condition, Condition::kEarlyWarning) << wa.status.describe();
+  EXPECT_EQ(wa.records, kCount);
+  EXPECT_EQ(head_->position(), (HeadPosition{0, kCount}));
+  EXPECT_LT(faulty_->commands_seen() - before, 8u) << "64 records in one batch";
+
+  // 384 KiB of room left: 38 records of 10 KiB fit, 26 do not.
+  const Bytes b = records(200);
+  const TapeHead::Writes wb = head_->write_records(b, kSize);
+  EXPECT_EQ(wb.status.condition, Condition::kOverflow) << wb.status.describe();
+  EXPECT_EQ(wb.records, 38u);
+  EXPECT_EQ(head_->position(), (HeadPosition{0, kCount + 38}));
+  EXPECT_EQ(head_->block_length(), std::optional<std::uint32_t>(0));
+  expect_tape_holds({a, first(b, 38)});
+}
+
+// A WRITE that fails in a batch: nothing of it is counted, the position is
+// unknown (as after any failed WRITE), and the drive is back in variable
+// block mode.
+TEST_F(TapeHeadBatches, AFailedBatchCountsNothingAndRestoresTheMode) {
+  const Bytes a = records(300);
+  ASSERT_TRUE(head_->write_records(std::span(a).first(4 * kSize), kSize).status.ok());
+  faulty_->sense_on_opcode(0x0A, 1,
+                           {.key = scsi::SenseKey::kMediumError, .asc = 0x0C, .ascq = 0x00});
+  const TapeHead::Writes w = head_->write_records(a, kSize);
+  EXPECT_EQ(w.status.condition, Condition::kMediumError) << w.status.describe();
+  EXPECT_EQ(w.records, 0u);
+  EXPECT_FALSE(head_->position().known());
+  TapeDrive fresh(faulty_);
+  EXPECT_EQ(fresh.mode().block_length, 0u);
+  expect_tape_holds({first(a, 4)});
+}
+
+// A drive that refuses the fixed block mode gets one WRITE per record, from
+// then on.
+TEST_F(TapeHeadBatches, ADriveThatRefusesTheModeGetsOneWritePerRecord) {
+  faulty_->sense_on_opcode(0x15, 1,
+                           {.key = scsi::SenseKey::kIllegalRequest, .asc = 0x26, .ascq = 0x00});
+  const Bytes a = records(400);
+  std::uint64_t before = faulty_->commands_seen();
+  const TapeHead::Writes w = head_->write_records(std::span(a).first(16 * kSize), kSize);
+  ASSERT_TRUE(w.status.ok()) << w.status.describe();
+  EXPECT_EQ(w.records, 16u);
+  EXPECT_GE(faulty_->commands_seen() - before, 16u);
+  before = faulty_->commands_seen();
+  ASSERT_TRUE(
+      head_->write_records(std::span(a).subspan(16 * kSize, 16 * kSize), kSize).status.ok());
+  EXPECT_EQ(faulty_->commands_seen() - before, 16u) << "no more MODE SELECTs";
+  EXPECT_EQ(head_->position(), (HeadPosition{0, 32}));
+  expect_tape_holds({first(a, 32)});
+}
 
 }  // namespace
 }  // namespace tape
