@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir_arg, "scratch directory (default: a new one in /tmp)");
   app.add_option("--mib", mib, "MiB per pass");
   app.add_option("--rounds", rounds, "passes of each");
-  app.add_option("--record", record_size, "record size in bytes")->check(CLI::Range(1, 1 << 24));
+  app.add_option("--record", record_size, "record size in bytes")
+      ->check(CLI::Range(1, 0xFFFFFF));  // a 24-bit length
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/ndmpd-tapebench-XXXXXX";
