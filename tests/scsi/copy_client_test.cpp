@@ -717,16 +717,6 @@ TEST_F(CopyClientTest, AStatusPathThatDoesNotKnowTheListStopsPolling) {
 // disks (over libiscsi) copied onto an emulated cartridge and back into the
 // other disk.  The endpoints come from tgt's own VPD 83h and READ CAPACITY;
 // the engine's READ(16) and WRITE(16) go to tgt.
-Result on_real(Device& d, Bytes cdb, std::span<std::uint8_t> in,
-               std::span<const std::uint8_t> out) {
-  Command c;
-  c.cdb = std::move(cdb);
-  c.direction = !in.empty() ? Direction::kIn : (!out.empty() ? Direction::kOut : Direction::kNone);
-  c.data_in = in;
-  c.data_out = out;
-  return d.execute(c);
-}
-
 TEST_F(CopyClientTest, TgtDisksOverIscsiToAnEmulatedTapeAndBack) {
   std::string error;
   testing::Tgt* tgt = testing::Tgt::shared(error);
@@ -744,8 +734,8 @@ TEST_F(CopyClientTest, TgtDisksOverIscsiToAnEmulatedTapeAndBack) {
   // (A unit attention from the login may come first: one more try.)
   Result w;
   for (int i = 0; i < 2; ++i) {
-    w = on_real(*from, cdb::write16(0, static_cast<std::uint32_t>(padded.size() / 512), false), {},
-                padded);
+    w = testing::execute(
+        *from, cdb::write16(0, static_cast<std::uint32_t>(padded.size() / 512), false), {}, padded);
     if (w.ok()) break;
   }
   ASSERT_TRUE(w.ok()) << describe_result(w);
@@ -780,9 +770,9 @@ TEST_F(CopyClientTest, TgtDisksOverIscsiToAnEmulatedTapeAndBack) {
   ASSERT_TRUE(back.ok) << back.error;
   EXPECT_EQ(back.bytes_copied, n);
   Bytes got(padded.size());
-  ASSERT_TRUE(
-      on_real(*to, cdb::read16(0, static_cast<std::uint32_t>(got.size() / 512), false), got, {})
-          .ok());
+  ASSERT_TRUE(testing::execute(
+                  *to, cdb::read16(0, static_cast<std::uint32_t>(got.size() / 512), false), got, {})
+                  .ok());
   EXPECT_TRUE(std::equal(data.begin(), data.end(), got.begin())) << "tgt's second disk";
 }
 

@@ -188,22 +188,12 @@ Bytes read_disk(Device& disk, std::uint64_t lba, std::uint32_t blocks, std::uint
   return b;
 }
 
-Result tape_cmd(Device& tape, Bytes cdb, std::span<std::uint8_t> in = {},
-                std::span<const std::uint8_t> out = {}) {
-  Command c;
-  c.cdb = std::move(cdb);
-  c.direction = !in.empty() ? Direction::kIn : (!out.empty() ? Direction::kOut : Direction::kNone);
-  c.data_in = in;
-  c.data_out = out;
-  return tape.execute(c);
-}
-
 // The records (and filemarks, as empty optionals) from the head to EOD.
 std::vector<std::optional<Bytes>> read_tape(Device& tape) {
   std::vector<std::optional<Bytes>> out;
   Bytes buf(8u << 20);
   for (int guard = 0; guard < 100000; ++guard) {
-    const Result r = tape_cmd(tape, cdb::read6(false, true, 8u << 20), buf);
+    const Result r = testing::execute(tape, cdb::read6(false, true, 8u << 20), buf);
     if (r.ok()) {
       out.emplace_back(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.data_in)));
       continue;
@@ -218,7 +208,7 @@ std::vector<std::optional<Bytes>> read_tape(Device& tape) {
   return out;
 }
 
-void rewind(Device& tape) { ASSERT_TRUE(tape_cmd(tape, cdb::rewind(false)).ok()); }
+void rewind(Device& tape) { ASSERT_TRUE(testing::execute(tape, cdb::rewind(false)).ok()); }
 
 Bytes concat(const std::vector<std::optional<Bytes>>& records) {
   Bytes all;
@@ -478,7 +468,7 @@ TEST_F(ExtendedCopy, StreamToBlockAndStreamToBlockOffset) {
   const Bytes data = stamped(500, 16);
   for (std::size_t i = 0; i < 4; ++i) {
     const std::span<const std::uint8_t> rec(data.data() + i * 2048, 2048);
-    ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::write6(false, 2048), {}, rec).ok());
+    ASSERT_TRUE(testing::execute(*rig_.tape(), cdb::write6(false, 2048), {}, rec).ok());
   }
   rewind(*rig_.tape());
   const Bytes around = read_disk(B(), 40, 3);
@@ -538,7 +528,7 @@ TEST_F(ExtendedCopy, StreamToDiscardSpaceLocateAndFilemarks) {
   xcopy::CopyEngine e(rig_.resolver(), {});
   for (int i = 0; i < 4; ++i) {
     const Bytes rec = testing::pattern(1000, static_cast<std::uint32_t>(i));
-    ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::write6(false, 1000), {}, rec).ok());
+    ASSERT_TRUE(testing::execute(*rig_.tape(), cdb::write6(false, 1000), {}, rec).ok());
   }
   Segment loc;
   loc.type = SegmentType::kLocate;
@@ -561,10 +551,11 @@ TEST_F(ExtendedCopy, StreamToDiscardSpaceLocateAndFilemarks) {
       copy(e, make_list({describe(*a_), describe(rig_.drive())}, {loc, disc, sp, fm}));
   ASSERT_TRUE(o.good()) << describe_result(o.result);
   Bytes pos(32);
-  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
+  ASSERT_TRUE(
+      testing::execute(*rig_.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
   EXPECT_EQ(parse::read_position_long(pos)->logical_object, 6u);  // 4 records + 2 filemarks
   // Locate 1 + discard one record: the head was at 2 before SPACE.
-  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::locate10(1, false, false, 0)).ok());
+  ASSERT_TRUE(testing::execute(*rig_.tape(), cdb::locate10(1, false, false, 0)).ok());
   const auto recs = read_tape(*rig_.tape());
   EXPECT_EQ(recs.size(), 5u);
 }
@@ -592,12 +583,13 @@ TEST_F(ExtendedCopy, TapeImageCopyKeepsRecordSizesAndFilemarks) {
   auto dst = rig_.second_tape();
   std::vector<Bytes> recs = {testing::pattern(100, 1), testing::pattern(70000, 2),
                              testing::pattern(3, 3)};
-  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 100), {}, recs[0]).ok());
-  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 70000), {}, recs[1]).ok());
-  ASSERT_TRUE(tape_cmd(*src, cdb::write_filemarks6(1, false)).ok());
-  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 3), {}, recs[2]).ok());
-  ASSERT_TRUE(tape_cmd(*src, cdb::write_filemarks6(2, false)).ok());
-  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 100), {}, recs[0]).ok());  // after two filemarks
+  ASSERT_TRUE(testing::execute(*src, cdb::write6(false, 100), {}, recs[0]).ok());
+  ASSERT_TRUE(testing::execute(*src, cdb::write6(false, 70000), {}, recs[1]).ok());
+  ASSERT_TRUE(testing::execute(*src, cdb::write_filemarks6(1, false)).ok());
+  ASSERT_TRUE(testing::execute(*src, cdb::write6(false, 3), {}, recs[2]).ok());
+  ASSERT_TRUE(testing::execute(*src, cdb::write_filemarks6(2, false)).ok());
+  ASSERT_TRUE(
+      testing::execute(*src, cdb::write6(false, 100), {}, recs[0]).ok());  // after two filemarks
   rewind(*src);
   xcopy::CopyEngine e(rig_.resolver(), {});
   Segment img;
@@ -621,8 +613,8 @@ TEST_F(ExtendedCopy, TapeImageCopyKeepsRecordSizesAndFilemarks) {
 TEST_F(ExtendedCopy, ShortRecordWhileReadingForwardsTheSourceSense) {
   xcopy::CopyEngine e(rig_.resolver(), {});
   const Bytes rec = testing::pattern(1000, 9);
-  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::write6(false, 1000), {}, rec).ok());
-  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::write_filemarks6(1, false)).ok());
+  ASSERT_TRUE(testing::execute(*rig_.tape(), cdb::write6(false, 1000), {}, rec).ok());
+  ASSERT_TRUE(testing::execute(*rig_.tape(), cdb::write_filemarks6(1, false)).ok());
   rewind(*rig_.tape());
   // Records of 1024 asked for: the 1000-byte one is short (ILI).
   Outcome o = copy(
@@ -837,7 +829,8 @@ TEST_F(ExtendedCopy, FixedBlockLengthMismatchIsIncorrectCopyTargetDeviceType) {
   o = attempt(describe(rig_.drive()), 4096);
   EXPECT_TRUE(o.is(SenseKey::kCopyAborted, 0x0D, 0x03)) << describe_result(o.result);
   Bytes pos(32);
-  ASSERT_TRUE(tape_cmd(*rig_.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
+  ASSERT_TRUE(
+      testing::execute(*rig_.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
   EXPECT_EQ(parse::read_position_long(pos)->logical_object, 0u);  // nothing was written
   // The descriptor that agrees moves the data.
   o = attempt(describe(rig_.drive(), false, true, 1024), 2);
@@ -922,7 +915,7 @@ TEST_F(ExtendedCopy, TapeImageCopyRecordAtEarlyWarningCountsInCopyStatus) {
   auto src = rig_.tape();
   rig_.second_tape();
   const Bytes rec = testing::pattern(3000, 4);
-  ASSERT_TRUE(tape_cmd(*src, cdb::write6(false, 3000), {}, rec).ok());
+  ASSERT_TRUE(testing::execute(*src, cdb::write6(false, 3000), {}, rec).ok());
   rewind(*src);
   auto faulty = std::make_shared<FaultInjectingDevice>(rig_.device(rig_.drive2().identity().naa));
   rig_.route(rig_.drive2().identity().naa, faulty);
@@ -1238,7 +1231,8 @@ void round_trip(bool fixed) {
   ASSERT_TRUE(e.good()) << describe_result(e.result);
   // The tape holds ceil(1 GiB / 192 KiB) records.
   Bytes pos(32);
-  ASSERT_TRUE(tape_cmd(*rig.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
+  ASSERT_TRUE(
+      testing::execute(*rig.tape(), cdb::read_position(cdb::ReadPositionForm::kLong), pos).ok());
   const std::uint64_t units = (kSize + record - 1) / record;
   EXPECT_EQ(parse::read_position_long(pos)->logical_object, fixed ? units * 3 : units);
   // Byte-identical.

@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "scsi/device.h"
 #include "scsi/emu/library.h"
 #include "scsi/sense.h"
 
@@ -35,6 +37,18 @@ inline Exec run(emu::LogicalUnit& unit, const Bytes& cdb, std::size_t in = 0,
   e.data = std::move(buf);
   if (e.result.check_condition()) e.sense = decode_sense(e.result.sense);
   return e;
+}
+
+// One CDB through any Device (an emulated unit's EmulatedDevice, an iSCSI
+// or sg LUN): data-in into `in` or data-out from `out`, as given.
+inline Result execute(Device& d, Bytes cdb, std::span<std::uint8_t> in = {},
+                      std::span<const std::uint8_t> out = {}) {
+  Command c;
+  c.cdb = std::move(cdb);
+  c.direction = !in.empty() ? Direction::kIn : (!out.empty() ? Direction::kOut : Direction::kNone);
+  c.data_in = in;
+  c.data_out = out;
+  return d.execute(c);
 }
 
 // A scratch directory, removed with everything in it.
