@@ -6,7 +6,9 @@
 //
 // Buffers of kMapAtLeast bytes or more are mapped (mmap) and unmapped when
 // freed, so that their memory goes back to the system at once; smaller
-// ones come from aligned operator new.
+// ones come from aligned operator new.  Under AddressSanitizer every
+// buffer comes from operator new, so that ASan watches records of any size
+// (it does not see into mmap'd memory).
 #pragma once
 
 #include <sys/mman.h>
@@ -19,7 +21,11 @@
 namespace scsi {
 
 inline constexpr std::size_t kPageAlignment = 4096;
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr std::size_t kMapAtLeast = SIZE_MAX;
+#else
 inline constexpr std::size_t kMapAtLeast = 64u << 10;
+#endif
 
 template <typename T>
 struct PageAllocator {
