@@ -59,10 +59,11 @@
 // Writing.  A block's bytes go to the end of the data file with one pwrite
 // (a fixed-block WRITE's blocks with one pwrite for all of them), and only
 // then its entry (or theirs, up to 4096 per pwrite) to the end of the
-// table: when an entry is in the file, so are the bytes it describes.  Writing at object n
-// before the end first truncates the table at n's entry, then the data file
-// at n's offset.  WRITE FILEMARKS, flush() and ERASE fdatasync the data
-// file, then the map.
+// table: when an entry is in the file, so are the bytes it describes.
+// Writing at object n before the end first truncates the table at n's
+// entry and syncs it (a power cut then cannot bring back the entries after
+// n behind new ones), then the data file at n's offset.  WRITE FILEMARKS,
+// flush() and ERASE fdatasync the data file, then the map.
 //
 // Recovery (open).  kill -9 interrupts at most one write, which leaves a
 // prefix of its bytes at the end of its file: a torn entry, or block bytes
@@ -455,9 +456,15 @@ struct Cartridge::Impl {
            std::string& error) {
     forget_page();
     // The table first: a crash between the two leaves block bytes that no
-    // entry describes, which open() cuts.
+    // entry describes, which open() cuts.  The cut table is synced before
+    // anything is written after it, so that a power cut cannot bring back
+    // the entries it discarded behind the new ones.
     if (::ftruncate(fd, static_cast<off_t>(entry_offset(n))) != 0) {
       error = describe("truncating the table", errno);
+      return false;
+    }
+    if (::fdatasync(fd) != 0) {
+      error = describe("fdatasync", errno);
       return false;
     }
     end = n;

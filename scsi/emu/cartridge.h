@@ -16,7 +16,9 @@
 // that has returned is in both files before it returns (pwrite, no
 // user-space buffer; the blocks before their entries), so it survives
 // kill -9 of the process; write_filemarks() and flush() also fdatasync, so
-// that what came before a filemark survives a power cut too.  A write cut
+// that what came before a filemark survives a power cut too, and a write
+// before the end of data syncs the cut table first, so that a power cut
+// cannot bring back what the overwrite discarded.  A write cut
 // short by a crash leaves a torn tail, which open() detects (chain CRCs of
 // the last entries, CRC-32C of the last blocks, sizes) and cuts: it is
 // never read back as data.
