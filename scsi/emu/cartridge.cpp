@@ -68,19 +68,26 @@
 // Recovery (open).  kill -9 interrupts at most one write, which leaves a
 // prefix of its bytes at the end of its file: a torn entry, or block bytes
 // that no entry describes yet.  After a power cut, what was not synced may
-// be missing in any order.  So:
+// be missing in any order: pages of the table's tail read as zeros, with
+// pages that did reach the disk after them.  So:
 //   1. The table's whole entries are counted from the map's size.  The
 //      last kTailObjects (256) of them are verified in order: chain CRC,
 //      data offset and file number following from the entry before, block
 //      within the data file.  The first that fails, and all after it, are
 //      cut.  (Entries before the window are verified when they are read.)
-//   2. Walking back from the new end, within the window and the last
-//      kTailBytes (32 MiB) of block data, each block's CRC is checked; a
-//      block whose bytes do not match is cut with all after it, until one
-//      matches or a filemark comes (WRITE FILEMARKS synced what is before
-//      it).  (A mismatch that a matching block follows is damage in
-//      the middle, not a torn tail: it stays, and reading it reports the
-//      CRC error.)
+//      If none holds and the window is lost writes (every entry zeros or
+//      with an entry's magic), the window before it is verified the same
+//      way, and so on back: the end is where the entries stop holding.  If
+//      none holds and the window is noise, the end is at its start, after
+//      an entry that must hold against its own predecessor, or the
+//      cartridge is refused.
+//   2. Walking back from the new end, within the last kTailBytes (32 MiB)
+//      of block data (into the window before, should this one empty), each
+//      block's CRC is checked; a block whose bytes do not match is cut with
+//      all after it, until one matches or a filemark comes (WRITE
+//      FILEMARKS synced what is before it).  (A mismatch that a matching
+//      block follows is damage in the middle, not a torn tail: it stays,
+//      and reading it reports the CRC error.)
 //   3. The map is truncated after the last entry kept, and the data file
 //      after that entry's block: bytes that no entry describes are cut.
 // After a power cut, what a filemark or flush() synced is whole; damage to
@@ -569,39 +576,67 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
   first_chain = crc32c(superblock.uuid);
   const std::uint64_t whole = map_size < kMapStart ? 0 : (map_size - kMapStart) / kEntrySize;
 
-  // 1. The entries of the window, in order.
-  const std::uint64_t start = whole > kTailObjects ? whole - kTailObjects : 0;
-  const std::uint64_t from = start == 0 ? 0 : start - 1;
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>((whole - from) * kEntrySize));
-  int err = 0;
-  if (read_at(fd, bytes.data(), bytes.size(), entry_offset(from), err) == Io::kError) {
-    error = describe("reading the table", err);
-    return false;
-  }
+  // 1. The entries of the window [start, limit), in order, as far as they
+  // hold.  `only_lost_writes` says whether every entry of the window that
+  // was read is zeros or at least has an entry's magic: what a power cut
+  // leaves of appends it did not let reach the disk (pages of zeros, and
+  // pages that did get there after them), not noise.
+  std::uint64_t start = whole;
   std::vector<Entry> window;
-  std::uint32_t chain = first_chain;
-  std::optional<std::uint64_t> data;  // where the next block must start, once known
-  std::optional<std::uint64_t> file;
-  if (start == 0) {
-    data = 0;
-    file = 0;
-  } else {
-    chain = get32(bytes.data() + 28);  // the entry before the window: checked when read
-  }
-  for (std::uint64_t n = start; n < whole; ++n) {
-    const auto e = decode_entry(bytes.data() + (n - from) * kEntrySize, chain);
-    if (!e || (data && e->offset != *data) || (file && e->file != *file) ||
-        e->data_after() > data_size) {
-      break;
+  bool only_lost_writes = true;
+  const auto scan_before = [&](std::uint64_t limit) {
+    start = limit > kTailObjects ? limit - kTailObjects : 0;
+    const std::uint64_t from = start == 0 ? 0 : start - 1;
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>((limit - from) * kEntrySize));
+    int err = 0;
+    if (read_at(fd, bytes.data(), bytes.size(), entry_offset(from), err) == Io::kError) {
+      error = describe("reading the table", err);
+      return false;
     }
-    window.push_back(*e);
-    chain = e->chain;
-    data = e->data_after();
-    file = e->file_after();
+    window.clear();
+    only_lost_writes = true;
+    for (std::uint64_t n = start; n < limit; ++n) {
+      const std::uint8_t* b = bytes.data() + (n - from) * kEntrySize;
+      const std::uint32_t magic = get32(b);
+      if (magic != kBlockMagic && magic != kFilemarkMagic &&
+          std::any_of(b, b + kEntrySize, [](std::uint8_t v) { return v != 0; })) {
+        only_lost_writes = false;
+      }
+    }
+    std::uint32_t chain = first_chain;
+    std::optional<std::uint64_t> data;  // where the next block must start, once known
+    std::optional<std::uint64_t> file;
+    if (start == 0) {
+      data = 0;
+      file = 0;
+    } else {
+      chain = get32(bytes.data() + 28);  // the entry before the window: checked when read
+    }
+    for (std::uint64_t n = start; n < limit; ++n) {
+      const auto e = decode_entry(bytes.data() + (n - from) * kEntrySize, chain);
+      if (!e || (data && e->offset != *data) || (file && e->file != *file) ||
+          e->data_after() > data_size) {
+        break;
+      }
+      window.push_back(*e);
+      chain = e->chain;
+      data = e->data_after();
+      file = e->file_after();
+    }
+    return true;
+  };
+  if (!scan_before(whole)) return false;
+  // A window of which nothing holds, if it is lost writes: the window
+  // before it is scanned, and so on (a power cut in a long append can
+  // leave more than a window of them).
+  while (window.empty() && start > 0 && only_lost_writes) {
+    if (!scan_before(start)) return false;
   }
 
-  // 2. Blocks at the end whose bytes did not all make it.  A filemark
-  // ends the walk: WRITE FILEMARKS synced what came before it.
+  // 2. Blocks at the end whose bytes did not all make it, within the last
+  // kTailBytes of block data (and on into the window before, should the
+  // walk empty this one).  A filemark ends the walk: WRITE FILEMARKS synced
+  // what came before it.
   std::uint64_t checked_bytes = 0;
   while (!window.empty() && checked_bytes < kTailBytes && window.back().kind == Kind::kBlock) {
     bool failed = false;
@@ -610,6 +645,7 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
     if (intact) break;
     checked_bytes += window.back().length;
     window.pop_back();
+    if (window.empty() && start > 0 && !scan_before(start)) return false;
   }
 
   // 3. The end of data, and both files cut there.
@@ -623,16 +659,18 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
     data_end = 0;
     end_file = 0;
   } else {
-    // Nothing of the window holds: the end is at its start, after an entry
-    // that step 1 did not verify; it must at least hold against its own
-    // predecessor.
+    // Nothing of the window holds, and it is noise (or the first entry of
+    // the window before a walk does not hold): the end is at its start,
+    // after an entry that step 1 did not verify; it must at least hold
+    // against its own predecessor, or the cartridge is refused, not
+    // guessed at.
     end = start;
     data_end = data_size;
     const auto previous = entry(start - 1);
     forget_page();
     if (!previous) {
       error = path.string() + ": the table is damaged before its last " +
-              std::to_string(kTailObjects) + " entries";
+              std::to_string(whole - start) + " entries";
       return false;
     }
     end_chain = previous->chain;

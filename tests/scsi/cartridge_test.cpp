@@ -1084,6 +1084,57 @@ TEST_F(CartridgeTest, StaleEntriesAfterAnOverwriteAreNotTakenForNewOnes) {
   expect_files_hold(objects);
 }
 
+TEST_F(CartridgeTest, LostWritesOfMoreThanAWindowAreCutBackToWhereTheEntriesStop) {
+  // A power cut in a long append: of the table's unsynced tail, some pages
+  // read as zeros and some that reached the disk after them are whole (an
+  // island of entries that hold among themselves, not after the zeros).
+  // More than a window of it: the entries are verified back to where they
+  // stop holding, and the cartridge opens with what came before.
+  const Expected objects = small_objects(600 + 5 * kTailObjects, 22);
+  {
+    auto c = create();
+    write_all(*c, objects);
+  }
+  const Bytes map = read_file(path_);
+  const Bytes data = read_file(data_path());
+  const Expected kept(objects.begin(), objects.begin() + 600);
+  for (const bool island : {false, true}) {
+    SCOPED_TRACE(island ? "zeros, an island, zeros" : "zeros");
+    Bytes m = map;
+    std::fill(m.begin() + static_cast<std::ptrdiff_t>(map_size_for(600)), m.end(), 0);
+    if (island) {
+      const auto from = static_cast<std::ptrdiff_t>(map_size_for(600 + 3 * kTailObjects));
+      const auto to = from + static_cast<std::ptrdiff_t>(kTailObjects * kEntrySize);
+      std::copy(map.begin() + from, map.begin() + to, m.begin() + from);
+    }
+    write_file(path_, m);
+    write_file(data_path(), data);
+    auto c = open();
+    ASSERT_NE(c, nullptr);
+    expect_contents(*c, kept);
+    expect_files_hold(kept);
+  }
+}
+
+TEST_F(CartridgeTest, TornBlocksAtTheEndAreCutAcrossWindows) {
+  // The entries reached the disk, the last blocks' bytes did not (zeros):
+  // the walk over the blocks goes on into the window before.
+  Expected objects;
+  for (std::size_t i = 0; i < kTailObjects + 50; ++i) objects.push_back(pattern(i + 1, 100));
+  {
+    auto c = create();
+    write_all(*c, objects);
+  }
+  Bytes data = read_file(data_path());
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(data_offset_of(objects, 20)), data.end(), 0);
+  write_file(data_path(), data);
+  auto c = open();
+  ASSERT_NE(c, nullptr);
+  const Expected kept(objects.begin(), objects.begin() + 20);
+  expect_contents(*c, kept);
+  expect_files_hold(kept);
+}
+
 TEST_F(CartridgeTest, AWindowOfNoiseIsCutBackToTheEntryBeforeIt) {
   // Every entry open() verifies is noise: the end of data is where the
   // window starts, after an entry that must itself hold.
