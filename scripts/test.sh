@@ -7,9 +7,10 @@
 #   ./scripts/test.sh              normal build (build/)
 #   ./scripts/test.sh --sanitize   the same suite built with ASan + UBSan (build-asan/)
 #   ./scripts/test.sh --fuzz [S]   libFuzzer build (clang, build-fuzz/): for the wire
-#                                  decoder, the tar image reader, the SCSI codecs and the
-#                                  EXTENDED COPY decoders, replay the corpus, then fuzz
-#                                  for S seconds each (default 60)
+#                                  decoder, the tar image reader, the SCSI codecs, the
+#                                  EXTENDED COPY decoders and the cartridge's recovery,
+#                                  replay the corpus, then fuzz for S seconds each
+#                                  (default 60)
 set -eu
 top="$(cd "$(dirname "$0")/.." && pwd)"
 mode="${1:-normal}"
@@ -34,12 +35,12 @@ normal)
     seconds="${2:-60}"
     CC=clang CXX=clang++ cmake -S "$top" -B "$top/build-fuzz" -G Ninja \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNDMPD_FUZZ=ON -DNDMPD_BENCH=OFF
-    cmake --build "$top/build-fuzz" --target fuzz_wire fuzz_image fuzz_scsi fuzz_xcopy
+    cmake --build "$top/build-fuzz" --target fuzz_wire fuzz_image fuzz_scsi fuzz_xcopy fuzz_cartridge
     corpus="$(mktemp -d /tmp/ndmpd-fuzz-XXXXXX)"
     trap 'rm -rf "$corpus"' EXIT
     # Each decoder: its committed corpus replayed, then S seconds of
     # fuzzing from a copy (libFuzzer adds what it finds to its directory).
-    for target in wire image scsi xcopy; do
+    for target in wire image scsi xcopy cartridge; do
         mkdir -p "$corpus/$target"
         cp "$top"/tests/fuzz/corpus/$target/* "$corpus/$target"/
         "$top/build-fuzz/tests/fuzz_$target" -runs=0 "$top/tests/fuzz/corpus/$target"
