@@ -259,6 +259,22 @@ int main(int argc, char** argv) {
       "dd of its data file; at most %.1f%% of the pages left resident)\n",
       mb / median(tr_disk), mb / median(dr_disk), median(dr_disk) / median(tr_disk),
       resident_after_drop * 100);
+  // Every round, for the noise: seconds per pass.
+  const auto rounds_of = [](const char* what, const std::vector<double>& v) {
+    std::printf("  %-26s", what);
+    for (const double t : v) std::printf(" %.3f", t);
+    std::printf("\n");
+  };
+  std::printf("seconds per round:\n");
+  rounds_of("write, tape", tw);
+  rounds_of("write, tape, fixed-block", tw_fixed);
+  rounds_of("write, dd", dw);
+  rounds_of("read, tape, checked", tr);
+  rounds_of("read, tape, unverified", tr_unverified);
+  rounds_of("read, dd", dr);
+  rounds_of("the check alone", crc);
+  rounds_of("read from disk, tape", tr_disk);
+  rounds_of("read from disk, dd", dr_disk);
   registry.reset();
   if (dir_arg.empty()) fs::remove_all(dir);
   return 0;
