@@ -8,9 +8,11 @@
 // reason or recovers to a cartridge whose files end exactly at its end of
 // data; every object up to it can be visited (a block reads back whole or
 // fails, never short); and the cartridge then takes a block at the end and
-// a filemark in the middle as any other would, and opens again with just
-// what those left.  A violated invariant aborts, which libFuzzer reports as
-// a crash.
+// a filemark in the middle as any other would, and opens again with what
+// those left: exactly that when open() verified the table whole, no more
+// when it took entries before its window on trust (they are verified as
+// they are read, and a later open may verify them and end before).  A
+// violated invariant aborts, which libFuzzer reports as a crash.
 //
 // Built with -DNDMPD_CARTRIDGE_SEEDS it is instead a program that writes
 // the seed corpus (real cartridges, whole and damaged) into the directory

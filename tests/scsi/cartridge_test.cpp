@@ -1038,7 +1038,8 @@ TEST_F(CartridgeTest, ATornFilemarkAndGarbageAfterTheEndAreCut) {
 TEST_F(CartridgeTest, AnOverwriteSyncsTheCutTableBeforeWritingAfterIt) {
   // Appending syncs nothing; writing in the middle first makes the cut
   // durable, so that a power cut cannot bring back what it discarded (the
-  // case below, which the chain CRCs must catch only within open()'s window).
+  // case of the next test, which the chain CRCs alone catch only within
+  // open()'s window).
   auto c = create();
   write_all(*c, small_objects(50, 21));
   std::string error;
