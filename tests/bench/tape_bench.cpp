@@ -201,7 +201,8 @@ int main(int argc, char** argv) {
     drop_cache(cartridge_data);
     run_dd({data_if, "of=/dev/null", bs, count});
     drive.rewind();
-    resident_after_drop = std::max(drop_cache(cartridge), drop_cache(cartridge_data));
+    resident_after_drop =
+        std::max({resident_after_drop, drop_cache(cartridge), drop_cache(cartridge_data)});
     start = Clock::now();
     for (std::size_t i = 0; i < records; ++i) {
       if (const tape::TapeDrive::Read r = drive.read(back); !r.status.ok()) {
