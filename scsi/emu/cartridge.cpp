@@ -28,11 +28,14 @@
 //       60     4   barcode length (0..32)
 //       64    32   barcode, zero-padded
 //       96     4   CRC of bytes 0..95
-//      100  1948   zero
+//      100     8   synced: objects that a sync made durable (0: unknown)
+//      108     4   CRC of bytes 100..107 (if it does not hold, synced is 0)
+//      112  1936   zero
 //     The valid slot (magic, version, CRC, sane fields) with the higher
-//     generation is in force.  A change of attributes writes the other slot
-//     with the next generation and fdatasyncs: a torn superblock write
-//     leaves the previous slot in force.
+//     generation is in force.  A change of attributes or of `synced` writes
+//     the other slot with the next generation and fdatasyncs: a torn
+//     superblock write leaves the previous slot in force.  (`synced` came
+//     after the first cartridges of version 2, which have zeros there.)
 //   [4096, ...): the object table, one 32-byte entry per object, object n
 //   at 4096 + 32 n:
 //        0     4   magic "VBLK" (a block) or "VFMK" (a filemark)
@@ -60,34 +63,39 @@
 // (a fixed-block WRITE's blocks with one pwrite for all of them), and only
 // then its entry (or theirs, up to 4096 per pwrite) to the end of the
 // table: when an entry is in the file, so are the bytes it describes.
-// Writing at object n before the end first truncates the table at n's
-// entry and syncs it (a power cut then cannot bring back the entries after
-// n behind new ones), then the data file at n's offset.  WRITE FILEMARKS,
-// flush() and ERASE fdatasync the data file, then the map.
+// Writing at object n before the end first brings `synced` down to n,
+// then truncates the table at n's entry and syncs it (a power cut then
+// cannot bring back the entries after n behind new ones), then the data
+// file at n's offset.  WRITE FILEMARKS, flush() and ERASE fdatasync the
+// data file, then the map, then record `synced` in the superblock.
 //
 // Recovery (open).  kill -9 interrupts at most one write, which leaves a
 // prefix of its bytes at the end of its file: a torn entry, or block bytes
 // that no entry describes yet.  After a power cut, what was not synced may
 // be missing in any order: pages of the table's tail read as zeros, with
-// pages that did reach the disk after them.  So:
+// pages that did reach the disk after them.  What was synced is whole: the
+// superblock's `synced` says how many objects that is (every sync records
+// it after the data and the table are durable; an overwrite brings it down
+// before it cuts), and open() never cuts or verifies those: damage to them
+// reads back as an error.  So:
 //   1. The table's whole entries are counted from the map's size.  The
-//      last kTailObjects (256) of them are verified in order: chain CRC,
-//      data offset and file number following from the entry before, block
-//      within the data file.  The first that fails, and all after it, are
-//      cut.  (Entries before the window are verified when they are read.)
-//      If none holds and the window is lost writes (every entry zeros or
-//      with an entry's magic), the window before it is verified the same
-//      way, and so on back: the end is where the entries stop holding.  If
-//      none holds and the window is noise, the end is at its start, after
-//      an entry that must hold against its own predecessor, or the
-//      cartridge is refused.
+//      last kTailObjects (256) of them, none before `synced`, are verified
+//      in order: chain CRC, data offset and file number following from the
+//      entry before, block within the data file.  The first that fails,
+//      and all after it, are cut.  (Entries before the window are verified
+//      when they are read.)  If none holds and the window is lost writes
+//      (every entry zeros or with an entry's magic), the window before it
+//      is verified the same way, and so on back (not past `synced`): the
+//      end is where the entries stop holding.  If none holds and the
+//      window is noise, the end is at its start, after an entry that must
+//      hold against its own predecessor, or the cartridge is refused.
 //   2. Walking back from the new end, within the last kTailBytes (32 MiB)
-//      of block data (into the window before, should this one empty), each
-//      block's CRC is checked; a block whose bytes do not match is cut with
-//      all after it, until one matches or a filemark comes (WRITE
-//      FILEMARKS synced what is before it).  (A mismatch that a matching
-//      block follows is damage in the middle, not a torn tail: it stays,
-//      and reading it reports the CRC error.)
+//      of block data (into the window before, should this one empty; not
+//      past `synced`), each block's CRC is checked; a block whose bytes do
+//      not match is cut with all after it, until one matches or a filemark
+//      comes (WRITE FILEMARKS synced what is before it).  (A mismatch that
+//      a matching block follows is damage in the middle, not a torn tail:
+//      it stays, and reading it reports the CRC error.)
 //   3. The map is truncated after the last entry kept, and the data file
 //      after that entry's block: bytes that no entry describes are cut.
 // After a power cut, what a filemark or flush() synced is whole; damage to
@@ -121,6 +129,8 @@ namespace {
 constexpr std::uint64_t kMapStart = 4096;
 constexpr std::size_t kSlotSize = 2048;
 constexpr std::size_t kSuperblockCrcAt = 96;
+constexpr std::size_t kSyncedAt = 100;
+constexpr std::size_t kSyncedCrcAt = 108;
 constexpr std::size_t kEntrySize = 32;
 constexpr std::uint32_t kVersion = 2;
 constexpr std::size_t kMaxBarcode = 32;
@@ -280,6 +290,7 @@ struct Superblock {
   Cartridge::Attributes attributes;
   Uuid uuid{};
   std::uint64_t generation = 0;
+  std::uint64_t synced = 0;  // objects that a sync made durable
 };
 
 std::string check_attributes(const Cartridge::Attributes& a) {
@@ -308,6 +319,8 @@ std::array<std::uint8_t, kSlotSize> encode_superblock(const Superblock& s) {
   put32(&b[60], static_cast<std::uint32_t>(s.attributes.barcode.size()));
   std::copy(s.attributes.barcode.begin(), s.attributes.barcode.end(), b.begin() + 64);
   put32(&b[kSuperblockCrcAt], crc32c(std::span(b).first(kSuperblockCrcAt)));
+  put64(&b[kSyncedAt], s.synced);
+  put32(&b[kSyncedCrcAt], crc32c(std::span(b).subspan(kSyncedAt, 8)));
   return b;
 }
 
@@ -331,6 +344,8 @@ std::optional<Superblock> decode_superblock(const std::uint8_t* b, std::uint32_t
   std::copy(b + 40, b + 56, s.uuid.begin());
   s.attributes.barcode.assign(reinterpret_cast<const char*>(b + 64), barcode_length);
   if (!check_attributes(s.attributes).empty()) return std::nullopt;
+  if (crc32c(std::span(b + kSyncedAt, 8)) == get32(b + kSyncedCrcAt))
+    s.synced = get64(b + kSyncedAt);
   return s;
 }
 
@@ -462,10 +477,12 @@ struct Cartridge::Impl {
   bool cut(std::uint64_t n, std::uint64_t data, std::uint32_t chain, std::uint64_t file,
            std::string& error) {
     forget_page();
-    // The table first: a crash between the two leaves block bytes that no
-    // entry describes, which open() cuts.  The cut table is synced before
+    // What open() never cuts comes down to n first (durably), then the
+    // table: a crash between the two leaves block bytes that no entry
+    // describes, which open() cuts.  The cut table is synced before
     // anything is written after it, so that a power cut cannot bring back
     // the entries it discarded behind the new ones.
+    if (superblock.synced > n && !record_synced(n, error)) return false;
     if (::ftruncate(fd, static_cast<off_t>(entry_offset(n))) != 0) {
       error = describe("truncating the table", errno);
       return false;
@@ -529,7 +546,9 @@ struct Cartridge::Impl {
   }
 
   // The blocks first, then the table: so that after a power cut the table
-  // never describes bytes that the sync did not keep.
+  // never describes bytes that the sync did not keep.  Then the superblock
+  // records that the objects up to the end of data are durable, which
+  // open() then never cuts.
   bool sync(std::string& error) {
     if (::fdatasync(data_fd) != 0) {
       error = errno_text(data_path.string() + ": fdatasync", errno);
@@ -539,6 +558,18 @@ struct Cartridge::Impl {
       error = describe("fdatasync", errno);
       return false;
     }
+    return record_synced(end, error);
+  }
+
+  // Makes `synced` n in the superblock (written and fdatasynced); nothing
+  // if it is n already.
+  bool record_synced(std::uint64_t n, std::string& error) {
+    if (superblock.synced == n) return true;
+    Superblock next = superblock;
+    next.synced = n;
+    next.generation += 1;
+    if (!write_superblock(next, error)) return false;
+    superblock = next;
     return true;
   }
 
@@ -575,17 +606,20 @@ struct Cartridge::Impl {
 bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, std::string& error) {
   first_chain = crc32c(superblock.uuid);
   const std::uint64_t whole = map_size < kMapStart ? 0 : (map_size - kMapStart) / kEntrySize;
+  // What a sync made durable is never cut, nor verified here: damage to it
+  // reads back as an error.
+  const std::uint64_t synced = std::min(superblock.synced, whole);
 
   // 1. The entries of the window [start, limit), in order, as far as they
-  // hold.  `only_lost_writes` says whether every entry of the window that
-  // was read is zeros or at least has an entry's magic: what a power cut
+  // hold; the window starts at `synced` at the earliest.  `only_lost_writes` says whether every
+  // entry of the window that was read is zeros or at least has an entry's magic: what a power cut
   // leaves of appends it did not let reach the disk (pages of zeros, and
   // pages that did get there after them), not noise.
   std::uint64_t start = whole;
   std::vector<Entry> window;
   bool only_lost_writes = true;
   const auto scan_before = [&](std::uint64_t limit) {
-    start = limit > kTailObjects ? limit - kTailObjects : 0;
+    start = std::max(limit > kTailObjects ? limit - kTailObjects : 0, synced);
     const std::uint64_t from = start == 0 ? 0 : start - 1;
     std::vector<std::uint8_t> bytes(static_cast<std::size_t>((limit - from) * kEntrySize));
     int err = 0;
@@ -629,7 +663,7 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
   // A window of which nothing holds, if it is lost writes: the window
   // before it is scanned, and so on (a power cut in a long append can
   // leave more than a window of them).
-  while (window.empty() && start > 0 && only_lost_writes) {
+  while (window.empty() && start > synced && only_lost_writes) {
     if (!scan_before(start)) return false;
   }
 
@@ -645,7 +679,7 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
     if (intact) break;
     checked_bytes += window.back().length;
     window.pop_back();
-    if (window.empty() && start > 0 && !scan_before(start)) return false;
+    if (window.empty() && start > synced && !scan_before(start)) return false;
   }
 
   // 3. The end of data, and both files cut there.
@@ -1076,6 +1110,8 @@ bool Cartridge::erase(std::string& error) {
   }
   return m.truncate_at_position(error) && m.sync(error);
 }
+
+std::uint64_t Cartridge::synced() const { return std::min(impl_->superblock.synced, impl_->end); }
 
 std::uint64_t Cartridge::bytes_used() const { return impl_->data_end; }
 

@@ -16,12 +16,13 @@
 // that has returned is in both files before it returns (pwrite, no
 // user-space buffer; the blocks before their entries), so it survives
 // kill -9 of the process; write_filemarks() and flush() also fdatasync, so
-// that what came before a filemark survives a power cut too, and a write
-// before the end of data syncs the cut table first, so that a power cut
-// cannot bring back what the overwrite discarded.  A write cut
-// short by a crash leaves a torn tail, which open() detects (chain CRCs of
-// the last entries, CRC-32C of the last blocks, sizes) and cuts: it is
-// never read back as data.
+// that what came before a filemark survives a power cut too, and record
+// that in the superblock: open() never cuts what a sync made durable
+// (damage to it reads back as an error).  A write before the end of data
+// syncs the cut table first, so that a power cut cannot bring back what
+// the overwrite discarded.  A write cut short by a crash leaves a torn
+// tail, which open() detects (chain CRCs of the last entries, CRC-32C of
+// the last blocks, sizes) and cuts: it is never read back as data.
 //
 // Locate is fast on a cartridge of any size: object n's entry is at a
 // known offset in the table, so locate() reads nothing and the next read
@@ -144,6 +145,10 @@ class Cartridge {
   bool flush(std::string& error);
   // ERASE: discards position() and everything after it (EOD = position()).
   bool erase(std::string& error);
+
+  // Objects that a sync (WRITE FILEMARKS, flush(), ERASE, an overwrite's
+  // cut) has made durable, up to end_of_data(): what open() never cuts.
+  std::uint64_t synced() const;
 
   // Bytes of block data up to end of data; true once past early warning.
   std::uint64_t bytes_used() const;

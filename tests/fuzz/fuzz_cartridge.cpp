@@ -133,17 +133,20 @@ bool unreadable(Cartridge& c, std::uint64_t n) {
 void fuzz(const Scratch& s, Span map, Span data) {
   write_file(s.map, map);
   write_file(s.data, data);
-  // open() verifies the last kTailObjects entries (cartridge.cpp); those
-  // before are verified when read.  A table no longer than that is
-  // verified whole, and then every reopen below must agree exactly.
+  // open() verifies the last kTailObjects entries after those that a sync
+  // made durable (cartridge.cpp); those before are verified when read.  A
+  // table no longer than that, with none synced, is verified whole, and
+  // then every reopen below must agree exactly.
   constexpr std::uint64_t kTailObjects = 256;
-  const bool verified_whole = (map.size() - kMapStart) / kEntrySize <= kTailObjects;
+  bool verified_whole = (map.size() - kMapStart) / kEntrySize <= kTailObjects;
   std::uint64_t eod = 0;
   const std::uint8_t block[3] = {1, 2, 3};
   {
     auto c = open_cartridge(s);
     if (!c) return;
     eod = c->end_of_data();
+    check(c->synced() <= eod);
+    verified_whole = verified_whole && c->synced() == 0;
     // The files end at the end of data: the torn tail is cut.
     check(eod <= (map.size() - kMapStart) / kEntrySize);
     check(fs::file_size(s.map) == kMapStart + eod * kEntrySize);
@@ -188,11 +191,11 @@ void fuzz(const Scratch& s, Span map, Span data) {
       return;
     }
     check(r == Cartridge::WriteResult::kOk || r == Cartridge::WriteResult::kEarlyWarning);
-    check(c->end_of_data() == middle + 1);
+    check(c->end_of_data() == middle + 1 && c->synced() == middle + 1);
   }
+  // The filemark was synced: it is never cut.
   auto c = open_cartridge(s);
-  check(c != nullptr && c->end_of_data() <= eod / 2 + 1);
-  check(!verified_whole || c->end_of_data() == eod / 2 + 1);
+  check(c != nullptr && c->end_of_data() == eod / 2 + 1);
   if (c->end_of_data() == eod / 2 + 1) {
     check(c->locate(eod / 2) && c->peek().kind == Cartridge::Kind::kFilemark);
   }

@@ -284,6 +284,13 @@ class CartridgeTest : public ::testing::Test {
   fs::path path_;
 };
 
+// `count` blocks and no filemark: written after `before`, nothing syncs
+// them (what a power cut may take).
+Expected then_unsynced_blocks(Expected before, std::size_t count, std::uint64_t seed) {
+  for (std::size_t i = 0; i < count; ++i) before.push_back(pattern(seed * 1000003 + i, 1 + i % 97));
+  return before;
+}
+
 Expected small_objects(std::size_t count, std::uint64_t seed) {
   Expected v;
   std::mt19937_64 rng(seed);
@@ -1091,7 +1098,7 @@ TEST_F(CartridgeTest, LostWritesOfMoreThanAWindowAreCutBackToWhereTheEntriesStop
   // island of entries that hold among themselves, not after the zeros).
   // More than a window of it: the entries are verified back to where they
   // stop holding, and the cartridge opens with what came before.
-  const Expected objects = small_objects(600 + 5 * kTailObjects, 22);
+  const Expected objects = then_unsynced_blocks(small_objects(600, 22), 5 * kTailObjects, 22);
   {
     auto c = create();
     write_all(*c, objects);
@@ -1136,10 +1143,82 @@ TEST_F(CartridgeTest, TornBlocksAtTheEndAreCutAcrossWindows) {
   expect_files_hold(kept);
 }
 
+TEST_F(CartridgeTest, WhatASyncMadeDurableIsNeverCut) {
+  // 300 blocks and a filemark (a sync), then 50 blocks nothing synced.
+  Expected objects;
+  for (std::size_t i = 0; i < 300; ++i) objects.push_back(pattern(i + 7, 50));
+  objects.push_back(std::nullopt);
+  objects = then_unsynced_blocks(objects, 50, 23);
+  {
+    auto c = create();
+    EXPECT_EQ(c->synced(), 0u);
+    write_all(*c, objects);
+    EXPECT_EQ(c->synced(), 301u);
+  }
+  const Bytes map = read_file(path_);
+  // Damage to a synced entry among the last 256 reads back as an error;
+  // nothing is cut.
+  {
+    Bytes m = map;
+    m[map_size_for(250) + 9] ^= 0x20;
+    write_file(path_, m);
+    auto c = open();
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->end_of_data(), objects.size());
+    EXPECT_EQ(c->synced(), 301u);
+    ASSERT_TRUE(c->locate(250));
+    Bytes buffer(100);
+    std::uint32_t size = 0;
+    std::string error;
+    EXPECT_FALSE(c->read_block(buffer, size, error));
+    EXPECT_NE(error.find("unreadable"), std::string::npos) << error;
+    c->skip();
+    for (std::uint64_t n = 251; n < objects.size(); ++n) {
+      if (!objects[n]) {
+        EXPECT_EQ(c->peek().kind, Kind::kFilemark) << n;
+        c->skip();
+        continue;
+      }
+      ASSERT_TRUE(c->read_block(buffer, size, error)) << n << ": " << error;
+      ASSERT_TRUE(std::equal(objects[n]->begin(), objects[n]->end(), buffer.begin())) << n;
+    }
+  }
+  // Damage to an entry after the sync is a torn tail: cut there.
+  {
+    Bytes m = map;
+    m[map_size_for(320) + 9] ^= 0x20;
+    write_file(path_, m);
+    auto c = open();
+    ASSERT_NE(c, nullptr);
+    const Expected kept(objects.begin(), objects.begin() + 320);
+    expect_contents(*c, kept);
+    expect_files_hold(kept);
+  }
+}
+
+TEST_F(CartridgeTest, AnOverwriteBringsTheSyncedCountDownBeforeItCuts) {
+  Expected objects;
+  for (std::size_t i = 0; i < 100; ++i) objects.push_back(pattern(i + 3, 40));
+  objects.push_back(std::nullopt);
+  auto c = create();
+  write_all(*c, objects);
+  EXPECT_EQ(c->synced(), 101u);
+  ASSERT_TRUE(c->locate(50));
+  std::string error;
+  ASSERT_EQ(c->write_block(pattern(1, 40), error), WriteResult::kOk) << error;
+  EXPECT_EQ(c->synced(), 50u);
+  ASSERT_TRUE(c->flush(error)) << error;
+  EXPECT_EQ(c->synced(), 51u);
+  c.reset();
+  c = open();
+  EXPECT_EQ(c->synced(), 51u);
+  EXPECT_EQ(c->end_of_data(), 51u);
+}
+
 TEST_F(CartridgeTest, AWindowOfNoiseIsCutBackToTheEntryBeforeIt) {
   // Every entry open() verifies is noise: the end of data is where the
   // window starts, after an entry that must itself hold.
-  const Expected objects = small_objects(kTailObjects + 344, 17);
+  const Expected objects = then_unsynced_blocks(small_objects(344, 17), kTailObjects, 17);
   {
     auto c = create();
     write_all(*c, objects);
