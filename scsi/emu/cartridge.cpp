@@ -562,9 +562,10 @@ struct Cartridge::Impl {
   }
 
   // Makes `synced` n in the superblock (written and fdatasynced); nothing
-  // if it is n already.
+  // if it is n already, or if the cartridge is write-protected (a flush on
+  // unloading it then leaves its files as they were).
   bool record_synced(std::uint64_t n, std::string& error) {
-    if (superblock.synced == n) return true;
+    if (superblock.synced == n || superblock.attributes.write_protected) return true;
     Superblock next = superblock;
     next.synced = n;
     next.generation += 1;

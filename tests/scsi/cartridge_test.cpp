@@ -362,6 +362,9 @@ TEST_F(CartridgeTest, AttributesAndWriteProtectionPersist) {
     EXPECT_FALSE(c->erase(error));
     EXPECT_EQ(c->end_of_data(), 1u);
     EXPECT_EQ(fs::file_size(path_), size_before);
+    const Bytes map_before = read_file(path_);
+    EXPECT_TRUE(c->flush(error)) << error;
+    EXPECT_EQ(read_file(path_), map_before);  // not even the synced count
     // Flipped back and forth: each change goes to the other superblock slot.
     EXPECT_TRUE(c->set_write_protected(false));
     EXPECT_TRUE(c->set_write_protected(true));
