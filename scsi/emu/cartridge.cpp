@@ -28,14 +28,20 @@
 //       60     4   barcode length (0..32)
 //       64    32   barcode, zero-padded
 //       96     4   CRC of bytes 0..95
-//      100     8   synced: objects that a sync made durable (0: unknown)
-//      108     4   CRC of bytes 100..107 (if it does not hold, synced is 0)
-//      112  1936   zero
+//      100     8   synced: objects that a sync made durable (0: none known)
+//      108     8     the bytes of block data before them
+//      116     8     the filemarks before them
+//      124     4     the chain CRC of the last of them
+//      128     4   CRC of bytes 16..23 (the generation) and 100..127; if it
+//                  does not hold, none is known synced
+//      132  1916   zero
 //     The valid slot (magic, version, CRC, sane fields) with the higher
 //     generation is in force.  A change of attributes or of `synced` writes
 //     the other slot with the next generation and fdatasyncs: a torn
 //     superblock write leaves the previous slot in force.  (`synced` came
-//     after the first cartridges of version 2, which have zeros there.)
+//     after the first cartridges of version 2, which have zeros there; a
+//     build from before it leaves the field as it was when it writes, and
+//     the chain CRC tells that it no longer holds.)
 //   [4096, ...): the object table, one 32-byte entry per object, object n
 //   at 4096 + 32 n:
 //        0     4   magic "VBLK" (a block) or "VFMK" (a filemark)
@@ -74,10 +80,12 @@
 // that no entry describes yet.  After a power cut, what was not synced may
 // be missing in any order: pages of the table's tail read as zeros, with
 // pages that did reach the disk after them.  What was synced is whole: the
-// superblock's `synced` says how many objects that is (every sync records
-// it after the data and the table are durable; an overwrite brings it down
-// before it cuts), and open() never cuts or verifies those: damage to them
-// reads back as an error.  So:
+// superblock's `synced` says how many objects that is and where they end
+// (every sync records it after the data and the table are durable; an
+// overwrite brings it down before it cuts), and open() never cuts or
+// verifies those: damage to them reads back as an error.  It holds if the
+// last of those entries still carries the recorded chain CRC, which binds
+// every entry before it; otherwise none is known synced.  So:
 //   1. The table's whole entries are counted from the map's size.  The
 //      last kTailObjects (256) of them, none before `synced`, are verified
 //      in order: chain CRC, data offset and file number following from the
@@ -86,12 +94,15 @@
 //      when they are read.)  If none holds and the window is lost writes
 //      (every entry zeros or with an entry's magic), the window before it
 //      is verified the same way, and so on back (not past `synced`): the
-//      end is where the entries stop holding.  If none holds and the
-//      window is noise, the end is at its start, after an entry that must
-//      hold against its own predecessor, or the cartridge is refused.
+//      end is where the entries stop holding.  If none holds after
+//      `synced`, the end is there, as the superblock recorded it.  If none
+//      holds and the window is noise, the end is at its start, after an
+//      entry that must hold against its own predecessor, or the cartridge
+//      is refused.
 //   2. Walking back from the new end, within the last kTailBytes (32 MiB)
-//      of block data (into the window before, should this one empty; not
-//      past `synced`), each block's CRC is checked; a block whose bytes do
+//      of block data and kTailBlocks (65536) blocks (into the window
+//      before, should this one empty; not past `synced`), each block's CRC
+//      is checked; a block whose bytes do
 //      not match is cut with all after it, until one matches or a filemark
 //      comes (WRITE FILEMARKS synced what is before it).  (A mismatch that
 //      a matching block follows is damage in the middle, not a torn tail:
@@ -130,15 +141,17 @@ constexpr std::uint64_t kMapStart = 4096;
 constexpr std::size_t kSlotSize = 2048;
 constexpr std::size_t kSuperblockCrcAt = 96;
 constexpr std::size_t kSyncedAt = 100;
-constexpr std::size_t kSyncedCrcAt = 108;
+constexpr std::size_t kSyncedCrcAt = 128;
 constexpr std::size_t kEntrySize = 32;
 constexpr std::uint32_t kVersion = 2;
 constexpr std::size_t kMaxBarcode = 32;
 constexpr std::uint32_t kFlagWriteProtected = 1;
-// Recovery verifies the last this many entries, and the blocks of the
-// last kTailBytes of block data among them.
+// Recovery verifies the last this many entries (and the windows before
+// them that are lost writes), and the blocks at the end, up to kTailBytes
+// of block data or kTailBlocks blocks.
 constexpr std::uint64_t kTailObjects = 256;
 constexpr std::uint64_t kTailBytes = 32u << 20;
+constexpr std::uint64_t kTailBlocks = 65536;
 // Entries read (and cached) at a time: one 4 KiB page of the table.
 constexpr std::uint64_t kPageEntries = 128;
 // Entries written per pwrite by write_blocks() and write_filemarks().
@@ -286,12 +299,26 @@ std::optional<Entry> decode_entry(const std::uint8_t* b, std::uint32_t previous)
 
 // ---- superblock ----
 
+// Where the objects that a sync made durable end: what open() never cuts.
+struct SyncPoint {
+  std::uint64_t objects = 0;
+  std::uint64_t data = 0;   // bytes of block data before them
+  std::uint64_t file = 0;   // filemarks before them
+  std::uint32_t chain = 0;  // the chain CRC of the last of them
+};
+
 struct Superblock {
   Cartridge::Attributes attributes;
   Uuid uuid{};
   std::uint64_t generation = 0;
-  std::uint64_t synced = 0;  // objects that a sync made durable
+  SyncPoint synced;
 };
+
+// The CRC that binds `synced` to its slot's generation.
+std::uint32_t synced_crc(const std::uint8_t* b) {
+  return crc32c_extend(crc32c(std::span(b + 16, 8)),
+                       std::span(b + kSyncedAt, kSyncedCrcAt - kSyncedAt));
+}
 
 std::string check_attributes(const Cartridge::Attributes& a) {
   if (a.barcode.size() > kMaxBarcode) return "barcode longer than 32 characters";
@@ -319,8 +346,11 @@ std::array<std::uint8_t, kSlotSize> encode_superblock(const Superblock& s) {
   put32(&b[60], static_cast<std::uint32_t>(s.attributes.barcode.size()));
   std::copy(s.attributes.barcode.begin(), s.attributes.barcode.end(), b.begin() + 64);
   put32(&b[kSuperblockCrcAt], crc32c(std::span(b).first(kSuperblockCrcAt)));
-  put64(&b[kSyncedAt], s.synced);
-  put32(&b[kSyncedCrcAt], crc32c(std::span(b).subspan(kSyncedAt, 8)));
+  put64(&b[kSyncedAt], s.synced.objects);
+  put64(&b[kSyncedAt + 8], s.synced.data);
+  put64(&b[kSyncedAt + 16], s.synced.file);
+  put32(&b[kSyncedAt + 24], s.synced.chain);
+  put32(&b[kSyncedCrcAt], synced_crc(b.data()));
   return b;
 }
 
@@ -344,8 +374,10 @@ std::optional<Superblock> decode_superblock(const std::uint8_t* b, std::uint32_t
   std::copy(b + 40, b + 56, s.uuid.begin());
   s.attributes.barcode.assign(reinterpret_cast<const char*>(b + 64), barcode_length);
   if (!check_attributes(s.attributes).empty()) return std::nullopt;
-  if (crc32c(std::span(b + kSyncedAt, 8)) == get32(b + kSyncedCrcAt))
-    s.synced = get64(b + kSyncedAt);
+  if (synced_crc(b) == get32(b + kSyncedCrcAt)) {
+    s.synced = {get64(b + kSyncedAt), get64(b + kSyncedAt + 8), get64(b + kSyncedAt + 16),
+                get32(b + kSyncedAt + 24)};
+  }
   return s;
 }
 
@@ -482,13 +514,11 @@ struct Cartridge::Impl {
     // describes, which open() cuts.  The cut table is synced before
     // anything is written after it, so that a power cut cannot bring back
     // the entries it discarded behind the new ones.
-    if (superblock.synced > n && !record_synced(n, error)) return false;
-    if (::ftruncate(fd, static_cast<off_t>(entry_offset(n))) != 0) {
-      error = describe("truncating the table", errno);
+    if (superblock.synced.objects > n && !record_synced({n, data, file, chain}, error)) {
       return false;
     }
-    if (::fdatasync(fd) != 0) {
-      error = describe("fdatasync", errno);
+    if (::ftruncate(fd, static_cast<off_t>(entry_offset(n))) != 0) {
+      error = describe("truncating the table", errno);
       return false;
     }
     end = n;
@@ -496,6 +526,10 @@ struct Cartridge::Impl {
     end_file = file;
     data_end = std::min(data_end, data);
     pos = std::min(pos, end);
+    if (::fdatasync(fd) != 0) {
+      error = describe("fdatasync", errno);
+      return false;
+    }
     if (::ftruncate(data_fd, static_cast<off_t>(data)) != 0) {
       error = errno_text(data_path.string() + ": truncating", errno);
       return false;
@@ -558,16 +592,19 @@ struct Cartridge::Impl {
       error = describe("fdatasync", errno);
       return false;
     }
-    return record_synced(end, error);
+    return record_synced({end, data_end, end_file, end_chain}, error);
   }
 
-  // Makes `synced` n in the superblock (written and fdatasynced); nothing
-  // if it is n already, or if the cartridge is write-protected (a flush on
+  // Makes `synced` p in the superblock (written and fdatasynced); nothing
+  // if it is p already, or if the cartridge is write-protected (a flush on
   // unloading it then leaves its files as they were).
-  bool record_synced(std::uint64_t n, std::string& error) {
-    if (superblock.synced == n || superblock.attributes.write_protected) return true;
+  bool record_synced(const SyncPoint& p, std::string& error) {
+    if (superblock.attributes.write_protected ||
+        (superblock.synced.objects == p.objects && superblock.synced.chain == p.chain)) {
+      return true;
+    }
     Superblock next = superblock;
-    next.synced = n;
+    next.synced = p;
     next.generation += 1;
     if (!write_superblock(next, error)) return false;
     superblock = next;
@@ -608,8 +645,23 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
   first_chain = crc32c(superblock.uuid);
   const std::uint64_t whole = map_size < kMapStart ? 0 : (map_size - kMapStart) / kEntrySize;
   // What a sync made durable is never cut, nor verified here: damage to it
-  // reads back as an error.
-  const std::uint64_t synced = std::min(superblock.synced, whole);
+  // reads back as an error.  The superblock's record of it holds if the
+  // table still reaches it and the last of its entries still carries its
+  // chain CRC (which binds every entry before it): otherwise none is known
+  // synced (a build from before the record wrote the table since, or that
+  // entry's chain is damaged).
+  SyncPoint sync_point = superblock.synced;
+  if (sync_point.objects > 0) {
+    std::array<std::uint8_t, 4> chain_bytes{};
+    int err = 0;
+    const bool holds = sync_point.objects <= whole && sync_point.data <= data_size &&
+                       read_at(fd, chain_bytes.data(), chain_bytes.size(),
+                               entry_offset(sync_point.objects - 1) + 28, err) == Io::kOk &&
+                       get32(chain_bytes.data()) == sync_point.chain;
+    if (!holds) sync_point = {};
+  }
+  superblock.synced = sync_point;
+  const std::uint64_t synced = sync_point.objects;
 
   // 1. The entries of the window [start, limit), in order, as far as they
   // hold; the window starts at `synced` at the earliest.  `only_lost_writes` says whether every
@@ -673,12 +725,15 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
   // walk empty this one).  A filemark ends the walk: WRITE FILEMARKS synced
   // what came before it.
   std::uint64_t checked_bytes = 0;
-  while (!window.empty() && checked_bytes < kTailBytes && window.back().kind == Kind::kBlock) {
+  std::uint64_t checked_blocks = 0;
+  while (!window.empty() && checked_bytes < kTailBytes && checked_blocks < kTailBlocks &&
+         window.back().kind == Kind::kBlock) {
     bool failed = false;
     const bool intact = block_intact(window.back(), error, failed);
     if (failed) return false;
     if (intact) break;
     checked_bytes += window.back().length;
+    checked_blocks += 1;
     window.pop_back();
     if (window.empty() && start > synced && !scan_before(start)) return false;
   }
@@ -693,6 +748,12 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
     end_chain = first_chain;
     data_end = 0;
     end_file = 0;
+  } else if (start == synced) {
+    // Nothing after what a sync made durable holds: the end is there, as
+    // the superblock recorded it.
+    end_chain = sync_point.chain;
+    data_end = sync_point.data;
+    end_file = sync_point.file;
   } else {
     // Nothing of the window holds, and it is noise (or the first entry of
     // the window before a walk does not hold): the end is at its start,
@@ -1112,7 +1173,9 @@ bool Cartridge::erase(std::string& error) {
   return m.truncate_at_position(error) && m.sync(error);
 }
 
-std::uint64_t Cartridge::synced() const { return std::min(impl_->superblock.synced, impl_->end); }
+std::uint64_t Cartridge::synced() const {
+  return std::min(impl_->superblock.synced.objects, impl_->end);
+}
 
 std::uint64_t Cartridge::bytes_used() const { return impl_->data_end; }
 
