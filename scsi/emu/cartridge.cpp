@@ -664,10 +664,11 @@ bool Cartridge::Impl::recover(std::uint64_t map_size, std::uint64_t data_size, s
   const std::uint64_t synced = sync_point.objects;
 
   // 1. The entries of the window [start, limit), in order, as far as they
-  // hold; the window starts at `synced` at the earliest.  `only_lost_writes` says whether every
-  // entry of the window that was read is zeros or at least has an entry's magic: what a power cut
-  // leaves of appends it did not let reach the disk (pages of zeros, and
-  // pages that did get there after them), not noise.
+  // hold; the window starts at `synced` at the earliest.
+  // `only_lost_writes` says whether every entry of the window that was
+  // read is zeros or at least has an entry's magic: what a power cut leaves
+  // of appends it did not let reach the disk (pages of zeros, and pages
+  // that did get there after them), not noise.
   std::uint64_t start = whole;
   std::vector<Entry> window;
   bool only_lost_writes = true;
