@@ -21,6 +21,7 @@
 //        8     4   format version (2)
 //       12     4   flags: bit 0 = write-protected
 //       16     8   generation; the slot that holds generation g is g % 2
+//                  (at most 2^62: a larger one is damage)
 //       24     8   capacity: bytes of block data the cartridge holds
 //       32     8   early warning: bytes of block data where it begins
 //       40    16   uuid, random at creation
@@ -364,6 +365,10 @@ std::optional<Superblock> decode_superblock(const std::uint8_t* b, std::uint32_t
     return std::nullopt;
   }
   if (get32(b + 56) != kMapStart) return std::nullopt;
+  // A generation no cartridge reaches (one per sync) is damage; taken, it
+  // would keep the slot in force past every later write (whose generation
+  // would wrap around).
+  if (get64(b + 16) > (std::uint64_t{1} << 62)) return std::nullopt;
   const std::uint32_t barcode_length = get32(b + 60);
   if (barcode_length > kMaxBarcode) return std::nullopt;
   Superblock s;

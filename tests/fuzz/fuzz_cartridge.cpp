@@ -194,7 +194,16 @@ void fuzz(const Scratch& s, Span map, Span data) {
     check(c->end_of_data() == middle + 1 && c->synced() == middle + 1);
   }
   // The filemark was synced: it is never cut.
-  auto c = open_cartridge(s);
+  std::string error;
+  auto c = Cartridge::open(s.map, error);
+  if (c == nullptr || c->end_of_data() != eod / 2 + 1) {
+    std::fprintf(stderr, "fuzz_cartridge: after a filemark at %llu: %s\n",
+                 static_cast<unsigned long long>(eod / 2),
+                 c == nullptr ? error.c_str()
+                              : ("end of data " + std::to_string(c->end_of_data()) + ", synced " +
+                                 std::to_string(c->synced()))
+                                    .c_str());
+  }
   check(c != nullptr && c->end_of_data() == eod / 2 + 1);
   if (c->end_of_data() == eod / 2 + 1) {
     check(c->locate(eod / 2) && c->peek().kind == Cartridge::Kind::kFilemark);

@@ -393,6 +393,36 @@ TEST_F(CartridgeTest, ATornSuperblockWriteLeavesThePreviousSlotInForce) {
   EXPECT_EQ(c->attributes().barcode, "A00001L8");
 }
 
+TEST_F(CartridgeTest, AGenerationNoCartridgeReachesIsDamage) {
+  // Slot 1 made valid (magic, CRC) but write-protected and with a
+  // generation near 2^64: were it taken, it would stay in force past every
+  // later write, whose generation would wrap around.  It is not taken.
+  {
+    auto c = create();
+    write_all(*c, {pattern(1, 10)});
+  }
+  Bytes file = read_file(path_);
+  std::copy(file.begin(), file.begin() + 2048, file.begin() + 2048);
+  std::uint8_t* slot = file.data() + 2048;
+  const std::uint64_t generation = ~std::uint64_t{0};  // odd: slot 1's parity
+  for (int i = 0; i < 8; ++i) slot[16 + i] = static_cast<std::uint8_t>(generation >> (8 * i));
+  slot[12] |= 0x01;  // write-protected
+  const std::uint32_t crc = crc32c(std::span(slot, 96));
+  for (int i = 0; i < 4; ++i) slot[96 + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+  write_file(path_, file);
+  {
+    auto c = open();
+    ASSERT_NE(c, nullptr);
+    EXPECT_FALSE(c->attributes().write_protected);  // slot 0's
+    std::string error;
+    ASSERT_TRUE(c->locate(1));
+    ASSERT_EQ(c->write_filemarks(1, error), WriteResult::kOk) << error;
+  }
+  auto c = open();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->synced(), 2u);  // the record the filemark wrote is in force
+}
+
 TEST_F(CartridgeTest, OneOpenAtATime) {
   auto c = create();
   ASSERT_NE(c, nullptr);
