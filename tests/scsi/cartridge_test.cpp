@@ -291,6 +291,16 @@ Expected then_unsynced_blocks(Expected before, std::size_t count, std::uint64_t 
   return before;
 }
 
+// `count` blocks of `size` bytes and a filemark (a sync), then
+// `unsynced` blocks.
+Expected synced_then_unsynced(std::size_t count, std::size_t size, std::size_t unsynced,
+                              std::uint64_t seed) {
+  Expected objects;
+  for (std::size_t i = 0; i < count; ++i) objects.push_back(pattern(seed * 7919 + i, size));
+  objects.push_back(std::nullopt);
+  return then_unsynced_blocks(objects, unsynced, seed);
+}
+
 Expected small_objects(std::size_t count, std::uint64_t seed) {
   Expected v;
   std::mt19937_64 rng(seed);
@@ -1178,10 +1188,7 @@ TEST_F(CartridgeTest, TornBlocksAtTheEndAreCutAcrossWindows) {
 
 TEST_F(CartridgeTest, WhatASyncMadeDurableIsNeverCut) {
   // 300 blocks and a filemark (a sync), then 50 blocks nothing synced.
-  Expected objects;
-  for (std::size_t i = 0; i < 300; ++i) objects.push_back(pattern(i + 7, 50));
-  objects.push_back(std::nullopt);
-  objects = then_unsynced_blocks(objects, 50, 23);
+  const Expected objects = synced_then_unsynced(300, 50, 50, 23);
   {
     auto c = create();
     EXPECT_EQ(c->synced(), 0u);
@@ -1233,10 +1240,7 @@ TEST_F(CartridgeTest, TheSyncedRecordEndsTheTableWhenItsLastEntryIsDamaged) {
   // 300 blocks and a filemark (synced), then 50 blocks lost to a power cut
   // (zeros), and the filemark's entry damaged: the end is where the
   // superblock recorded the sync, and the filemark reads as unreadable.
-  Expected objects;
-  for (std::size_t i = 0; i < 300; ++i) objects.push_back(pattern(i + 11, 30));
-  objects.push_back(std::nullopt);
-  objects = then_unsynced_blocks(objects, 50, 25);
+  const Expected objects = synced_then_unsynced(300, 30, 50, 25);
   {
     auto c = create();
     write_all(*c, objects);
